@@ -1,0 +1,240 @@
+/**
+ * Access: a member of staff requests access to a patient's records; the patient approves (which
+ * grants a consent to that person) or denies; the custodian records each served access, which
+ * the contract admits only if a consent covers it at block time, and each refusal; a doctor may
+ * break the glass in an emergency with a reason — time-limited, logged, and queued for review.
+ * Every entry lands in the patient's access log (seed 002 §4: who, when, what).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { reject, type ContractInput } from './context.ts';
+import { addConsent, patientConsents } from './consent.ts';
+import { Deidentification, PatientCode, Purpose, Scope, StaffId, Text, TxRef } from './schemas.ts';
+import type { AccessLogEntry, AccessRequest, Consent, Patient, RecordEntry, Review, Staff } from './state.ts';
+import { evaluateConsent } from '../policy/consent-evaluation.ts';
+import { isErrorCode } from '../errors.ts';
+
+const DAY = 86_400_000;
+/** An approval lasts 30 days unless the patient says otherwise, and at most a year. */
+export const DEFAULT_APPROVAL_MS = 30 * DAY;
+export const MAX_APPROVAL_MS = 365 * DAY;
+/** Break-glass access lasts at most four hours. */
+export const MAX_BREAK_GLASS_MS = 4 * 3_600_000;
+
+export const RequestBody = Type.Object(
+  { patientCode: PatientCode, scope: Scope, purpose: Purpose, deidentification: Deidentification, reason: Text(500) },
+  { additionalProperties: false },
+);
+export const DecideBody = Type.Object(
+  {
+    requestId: TxRef,
+    approve: Type.Boolean(),
+    durationMs: Type.Union([Type.Integer({ minimum: 60_000, maximum: MAX_APPROVAL_MS }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export const ServedBody = Type.Object(
+  { recordId: TxRef, requester: StaffId, purpose: Purpose, deidentification: Deidentification },
+  { additionalProperties: false },
+);
+export const RefusedBody = Type.Object(
+  {
+    patientCode: PatientCode,
+    recordId: Type.Union([TxRef, Type.Null()]),
+    requester: Type.String({ minLength: 1, maxLength: 200 }),
+    purpose: Purpose,
+    code: Type.String({ pattern: '^[A-Z][A-Z_]{2,63}$' }),
+  },
+  { additionalProperties: false },
+);
+export const BreakGlassBody = Type.Object(
+  {
+    patientCode: PatientCode,
+    reason: Type.Union([Type.Literal('ETREAT'), Type.Literal('BTG')]),
+    justification: Type.String({ minLength: 10, maxLength: 1000 }),
+    durationMs: Type.Integer({ minimum: 60_000, maximum: MAX_BREAK_GLASS_MS }),
+  },
+  { additionalProperties: false },
+);
+
+export function request(input: ContractInput<Static<typeof RequestBody>>): void {
+  const { draft, body, txId, ctx, principal } = input;
+  if (draft.get('patients', body.patientCode) === undefined) reject('PATIENT_UNKNOWN');
+  const staff = principal.staff!;
+  if (staff.role === 'researcher' && body.deidentification === 'identified') reject('DEIDENTIFICATION_REQUIRED');
+  const req: AccessRequest = {
+    requestId: txId,
+    patientCode: body.patientCode,
+    requester: staff.staffId,
+    institution: staff.institution,
+    scope: body.scope,
+    purpose: body.purpose,
+    deidentification: body.deidentification,
+    reason: body.reason,
+    status: 'pending',
+    createdAt: ctx.time,
+    decidedAt: null,
+    consentId: null,
+  };
+  draft.put('accessRequests', txId, req);
+  input.events.push({
+    type: 'access.requested',
+    patientCode: body.patientCode,
+    data: { requestId: txId, requester: staff.staffId, institution: staff.institution },
+  });
+}
+
+export function decide(input: ContractInput<Static<typeof DecideBody>>): void {
+  const { draft, body, txId, ctx, principal } = input;
+  const req = draft.get<AccessRequest>('accessRequests', body.requestId);
+  if (req === undefined) reject('REQUEST_NOT_FOUND');
+  if (principal.patient?.patientCode !== req.patientCode) reject('ROLE_FORBIDDEN', 'A patient acts only on their own data.');
+  if (req.status !== 'pending') reject('REQUEST_CLOSED');
+  let consentId: string | null = null;
+  if (body.approve) {
+    consentId = txId;
+    const consent: Consent = {
+      consentId,
+      patientCode: req.patientCode,
+      grantee: { kind: 'person', staffId: req.requester },
+      scope: req.scope,
+      purposes: [req.purpose],
+      period: { from: ctx.time, to: ctx.time + (body.durationMs ?? DEFAULT_APPROVAL_MS) },
+      deidentification: req.deidentification,
+      status: 'active',
+      version: 1,
+      grantedAt: ctx.time,
+      updatedAt: ctx.time,
+      source: 'access-request',
+      requestId: req.requestId,
+    };
+    addConsent(draft, consent);
+  }
+  draft.put('accessRequests', req.requestId, { ...req, status: body.approve ? 'approved' : 'denied', decidedAt: ctx.time, consentId });
+  input.events.push({
+    type: 'access.decided',
+    patientCode: req.patientCode,
+    data: { requestId: req.requestId, approved: body.approve, requester: req.requester },
+  });
+}
+
+function logEntry(input: ContractInput<unknown>, e: Omit<AccessLogEntry, 'entryId' | 'time' | 'height'>): void {
+  const entry: AccessLogEntry = { entryId: input.txId, time: input.ctx.time, height: input.ctx.height, ...e };
+  input.draft.put('accessLog', input.txId, entry);
+  input.events.push({
+    type: 'access.logged',
+    patientCode: e.patientCode,
+    data: { entryId: input.txId, outcome: e.outcome, recordId: e.recordId },
+  });
+}
+
+export function recordServed(input: ContractInput<Static<typeof ServedBody>>): void {
+  const { draft, body, ctx, principal } = input;
+  const record = draft.get<RecordEntry>('records', body.recordId);
+  if (record === undefined) reject('RECORD_NOT_FOUND');
+  if (record.custodian !== principal.institution!.id) reject('RECORD_NOT_CUSTODIAN');
+  const requester = draft.get<Staff>('staff', body.requester);
+  if (requester === undefined) reject('NOT_FOUND', 'No such requester.');
+  if (requester.status !== 'active') reject('IDENTITY_REVOKED');
+  const decision = evaluateConsent(
+    {
+      requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role },
+      record: { recordId: record.recordId, category: record.category, custodian: record.custodian, patientCode: record.patientCode },
+      purpose: body.purpose,
+      deidentification: body.deidentification,
+      time: ctx.time,
+    },
+    patientConsents(draft, record.patientCode),
+  );
+  if (!decision.allowed) reject(decision.code);
+  logEntry(input, {
+    patientCode: record.patientCode,
+    recordId: record.recordId,
+    actor: requester.staffId,
+    actorRole: requester.role,
+    institution: requester.institution,
+    custodian: record.custodian,
+    purpose: body.purpose,
+    outcome: 'served',
+    code: null,
+    consentId: decision.consentId,
+    reason: null,
+  });
+}
+
+export function recordRefused(input: ContractInput<Static<typeof RefusedBody>>): void {
+  const { draft, body, principal } = input;
+  if (!isErrorCode(body.code)) reject('TX_BODY_INVALID', 'code must be a medledger error code.');
+  if (body.recordId !== null) {
+    const record = draft.get<RecordEntry>('records', body.recordId);
+    if (record === undefined) reject('RECORD_NOT_FOUND');
+    if (record.custodian !== principal.institution!.id) reject('RECORD_NOT_CUSTODIAN');
+    if (record.patientCode !== body.patientCode) reject('TX_BODY_INVALID', 'The record is not this patient’s.');
+  }
+  const requester = draft.get<Staff>('staff', body.requester);
+  logEntry(input, {
+    patientCode: body.patientCode,
+    recordId: body.recordId,
+    actor: body.requester,
+    actorRole: requester?.role ?? 'unknown',
+    institution: requester?.institution ?? 'unknown',
+    custodian: principal.institution!.id,
+    purpose: body.purpose,
+    outcome: 'refused',
+    code: body.code,
+    consentId: null,
+    reason: null,
+  });
+}
+
+export function breakGlass(input: ContractInput<Static<typeof BreakGlassBody>>): void {
+  const { draft, body, txId, ctx, principal } = input;
+  const patient = draft.get<Patient>('patients', body.patientCode);
+  if (patient === undefined) reject('PATIENT_UNKNOWN');
+  const staff = principal.staff!;
+  const expiresAt = ctx.time + body.durationMs;
+  addConsent(draft, {
+    consentId: txId,
+    patientCode: body.patientCode,
+    grantee: { kind: 'person', staffId: staff.staffId },
+    scope: { kind: 'all' },
+    purposes: ['ETREAT', 'BTG'],
+    period: { from: ctx.time, to: expiresAt },
+    deidentification: 'identified',
+    status: 'active',
+    version: 1,
+    grantedAt: ctx.time,
+    updatedAt: ctx.time,
+    source: 'break-glass',
+    requestId: null,
+  });
+  const review: Review = {
+    reviewId: txId,
+    patientCode: body.patientCode,
+    doctor: staff.staffId,
+    institution: staff.institution,
+    reason: body.reason,
+    justification: body.justification,
+    openedAt: ctx.time,
+    expiresAt,
+    status: 'open',
+  };
+  draft.put('reviews', txId, review);
+  logEntry(input, {
+    patientCode: body.patientCode,
+    recordId: null,
+    actor: staff.staffId,
+    actorRole: staff.role,
+    institution: staff.institution,
+    custodian: null,
+    purpose: body.reason,
+    outcome: 'break-glass',
+    code: null,
+    consentId: txId,
+    reason: body.justification,
+  });
+  input.events.push({
+    type: 'access.breakGlass',
+    patientCode: body.patientCode,
+    data: { reviewId: txId, doctor: staff.staffId, expiresAt },
+  });
+}

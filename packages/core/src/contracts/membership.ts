@@ -1,0 +1,115 @@
+/**
+ * Membership: the Issuer or a member proposes to admit or remove an institution; members vote;
+ * a proposal passes when more than half of the current members approve (consortium paper §3:
+ * operations need the agreement of more than half of the nodes) and fails once it no longer can.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { keyId } from '../crypto/ed25519.ts';
+import { reject, type ContractInput, type Draft } from './context.ts';
+import { Id, InstitutionKind, PublicKey, Text, TxRef } from './schemas.ts';
+import type { InstitutionDescriptor, KeyEntry, Member, Proposal } from './state.ts';
+
+export const InstitutionSchema = Type.Object(
+  {
+    id: Id,
+    name: Text(200),
+    kind: InstitutionKind,
+    signingKey: PublicKey,
+    encryptionKey: Type.Union([PublicKey, Type.Null()]),
+    validator: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
+export const ProposeBody = Type.Union([
+  Type.Object({ action: Type.Literal('admit'), institution: InstitutionSchema }, { additionalProperties: false }),
+  Type.Object({ action: Type.Literal('remove'), institutionId: Id }, { additionalProperties: false }),
+]);
+export const VoteBody = Type.Object({ proposalId: TxRef, approve: Type.Boolean() }, { additionalProperties: false });
+
+export const MEMBERS_KEY = 'members';
+
+export function memberIds(draft: Draft): string[] {
+  return draft.get<string[]>('meta', MEMBERS_KEY) ?? [];
+}
+
+export function activeMembers(draft: Draft): Member[] {
+  return memberIds(draft)
+    .map((id) => draft.get<Member>('members', id))
+    .filter((m): m is Member => m !== undefined && m.status === 'active');
+}
+
+/** Writes a newly admitted institution and its key; shared by genesis and admission votes. */
+export function admitInstitution(draft: Draft, inst: InstitutionDescriptor, time: number, height: number): void {
+  const member: Member = { ...inst, status: 'active', admittedAt: time, admittedAtHeight: height };
+  draft.put('members', inst.id, member);
+  const kid = keyId(inst.signingKey);
+  const key: KeyEntry = { keyId: kid, publicKey: inst.signingKey, owner: { kind: 'institution', institution: inst.id }, status: 'active' };
+  draft.put('keys', kid, key);
+  const ids = memberIds(draft);
+  if (!ids.includes(inst.id)) draft.put('meta', MEMBERS_KEY, [...ids, inst.id]);
+}
+
+export function propose(input: ContractInput<Static<typeof ProposeBody>>): void {
+  const { draft, body, txId, ctx, principal } = input;
+  if (body.action === 'admit') {
+    if (draft.get('members', body.institution.id) !== undefined) reject('ALREADY_EXISTS', 'Institution id is taken.');
+    if (draft.get('keys', keyId(body.institution.signingKey)) !== undefined) reject('ALREADY_EXISTS', 'Signing key is in use.');
+  } else {
+    const m = draft.get<Member>('members', body.institutionId);
+    if (m === undefined || m.status !== 'active') reject('NOT_A_MEMBER', 'Only an active member can be removed.');
+  }
+  const proposal: Proposal = {
+    id: txId,
+    action: body.action,
+    institution: body.action === 'admit' ? body.institution : null,
+    institutionId: body.action === 'admit' ? body.institution.id : body.institutionId,
+    proposer: principal.institution?.id ?? 'issuer',
+    votes: {},
+    status: 'open',
+    createdAt: ctx.time,
+  };
+  draft.put('proposals', txId, proposal);
+  input.events.push({
+    type: 'membership.proposed',
+    data: { proposalId: txId, action: body.action, institutionId: proposal.institutionId },
+  });
+}
+
+export function vote(input: ContractInput<Static<typeof VoteBody>>): void {
+  const { draft, body, ctx, principal } = input;
+  const voter = principal.institution;
+  if (voter === null) reject('ROLE_FORBIDDEN');
+  const proposal = draft.get<Proposal>('proposals', body.proposalId);
+  if (proposal === undefined) reject('NOT_FOUND', 'No such proposal.');
+  if (proposal.status !== 'open') reject('PROPOSAL_CLOSED');
+  if (Object.hasOwn(proposal.votes, voter.id)) reject('ALREADY_VOTED');
+  proposal.votes[voter.id] = body.approve;
+
+  // Only votes of members active now count, so a removed member's earlier vote does not.
+  const members = activeMembers(draft);
+  const yes = members.filter((m) => proposal.votes[m.id] === true).length;
+  const no = members.filter((m) => proposal.votes[m.id] === false).length;
+  const needed = Math.floor(members.length / 2) + 1;
+  if (yes >= needed) {
+    proposal.status = 'accepted';
+    proposal.decidedAtHeight = ctx.height;
+    if (proposal.action === 'admit' && proposal.institution !== null) {
+      if (draft.get('members', proposal.institution.id) !== undefined) reject('ALREADY_EXISTS', 'Institution id is taken.');
+      admitInstitution(draft, proposal.institution, ctx.time, ctx.height);
+    } else {
+      const m = draft.get<Member>('members', proposal.institutionId);
+      if (m !== undefined && m.status === 'active') {
+        draft.put('members', m.id, { ...m, status: 'removed', removedAtHeight: ctx.height });
+      }
+    }
+    input.events.push({
+      type: 'membership.changed',
+      data: { proposalId: proposal.id, action: proposal.action, institutionId: proposal.institutionId },
+    });
+  } else if (members.length - no < needed) {
+    proposal.status = 'rejected';
+    proposal.decidedAtHeight = ctx.height;
+  }
+  draft.put('proposals', proposal.id, proposal);
+}

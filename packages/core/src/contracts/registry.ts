@@ -1,0 +1,56 @@
+/** The table from transaction type to its body schema and contract function. */
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import type { TxType } from '../ledger/tx-types.ts';
+import type { ContractInput } from './context.ts';
+import * as access from './access.ts';
+import * as consent from './consent.ts';
+import * as identity from './identity.ts';
+import * as membership from './membership.ts';
+import * as records from './records.ts';
+
+interface ContractEntry {
+  schema: TSchema;
+  run(input: ContractInput<never>): void;
+}
+
+export const Contracts: { readonly [T in TxType]: ContractEntry } = {
+  'membership.propose': { schema: membership.ProposeBody, run: membership.propose },
+  'membership.vote': { schema: membership.VoteBody, run: membership.vote },
+  'identity.enrolStaff': { schema: identity.EnrolStaffBody, run: identity.enrolStaff },
+  'identity.revokeStaff': { schema: identity.RevokeStaffBody, run: identity.revokeStaff },
+  'identity.registerPatient': { schema: identity.RegisterPatientBody, run: identity.registerPatient },
+  'records.register': { schema: records.RegisterBody, run: records.register },
+  'records.amend': { schema: records.AmendBody, run: records.amend },
+  'records.retract': { schema: records.RetractBody, run: records.retract },
+  'consent.requestRegistration': { schema: consent.RequestRegistrationBody, run: consent.requestRegistration },
+  'consent.answerRegistration': { schema: consent.AnswerRegistrationBody, run: consent.answerRegistration },
+  'consent.grant': { schema: consent.GrantBody, run: consent.grant },
+  'consent.narrow': { schema: consent.NarrowBody, run: consent.narrow },
+  'consent.revoke': { schema: consent.RevokeBody, run: consent.revoke },
+  'access.request': { schema: access.RequestBody, run: access.request },
+  'access.decide': { schema: access.DecideBody, run: access.decide },
+  'access.recordServed': { schema: access.ServedBody, run: access.recordServed },
+  'access.recordRefused': { schema: access.RefusedBody, run: access.recordRefused },
+  'access.breakGlass': { schema: access.BreakGlassBody, run: access.breakGlass },
+};
+
+const compiled = new Map<TxType, TypeCheck<TSchema>>();
+
+/**
+ * Fast check of a body against its type's schema: compiled once per type; where a page's
+ * content security policy bars code generation, TypeBox's interpreter does the same check.
+ */
+export function bodyMatches(type: TxType, body: unknown): boolean {
+  let check = compiled.get(type);
+  if (check === undefined) {
+    try {
+      check = TypeCompiler.Compile(Contracts[type].schema);
+      compiled.set(type, check);
+    } catch {
+      return Value.Check(Contracts[type].schema, body);
+    }
+  }
+  return check.Check(body);
+}

@@ -1,0 +1,211 @@
+/**
+ * The world state: named tables of JSON values keyed by string, read through `StateReader` and
+ * changed only by contract write sets. The value shapes below are what every table holds.
+ */
+import type { JsonValue } from '../codec/canonical-json.ts';
+import type { InstitutionKind, StaffRole } from '../policy/roles.ts';
+import type { DeidentificationLevel, Purpose } from '../policy/purposes.ts';
+
+export const StateTables = [
+  'keys',
+  'members',
+  'proposals',
+  'staff',
+  'patients',
+  'records',
+  'regRequests',
+  'consents',
+  'patientConsents',
+  'accessRequests',
+  'accessLog',
+  'reviews',
+  'meta',
+] as const;
+export type StateTable = (typeof StateTables)[number];
+
+export interface StateReader {
+  get(table: StateTable, key: string): JsonValue | undefined;
+}
+
+/** One change: `value: null` deletes the key. */
+export interface StateWrite {
+  table: StateTable;
+  key: string;
+  value: JsonValue | null;
+}
+
+export type KeyOwner =
+  | { kind: 'issuer' }
+  | { kind: 'institution'; institution: string }
+  | { kind: 'staff'; staffId: string; institution: string }
+  | { kind: 'patient'; patientCode: string };
+
+export interface KeyEntry {
+  keyId: string;
+  publicKey: string;
+  owner: KeyOwner;
+  status: 'active' | 'revoked';
+}
+
+export interface Member {
+  id: string;
+  name: string;
+  kind: InstitutionKind;
+  signingKey: string;
+  encryptionKey: string | null;
+  validator: boolean;
+  status: 'active' | 'removed';
+  admittedAt: number;
+  admittedAtHeight: number;
+  removedAtHeight?: number;
+}
+
+export interface InstitutionDescriptor {
+  id: string;
+  name: string;
+  kind: InstitutionKind;
+  signingKey: string;
+  encryptionKey: string | null;
+  validator: boolean;
+}
+
+export interface Proposal {
+  id: string;
+  action: 'admit' | 'remove';
+  institution: InstitutionDescriptor | null;
+  institutionId: string;
+  proposer: string;
+  votes: Record<string, boolean>;
+  status: 'open' | 'accepted' | 'rejected';
+  createdAt: number;
+  decidedAtHeight?: number;
+}
+
+export interface Staff {
+  staffId: string;
+  institution: string;
+  role: StaffRole;
+  signingKey: string;
+  encryptionKey: string | null;
+  displayName: string;
+  status: 'active' | 'revoked';
+  enrolledAt: number;
+}
+
+export interface Patient {
+  patientCode: string;
+  signingKey: string;
+  encryptionKey: string;
+  keyId: string;
+  home: string;
+  registeredAt: number;
+}
+
+export type RecordState = 'active' | 'superseded' | 'retracted';
+
+/** The record index entry: the TMSMD block fields (figure 5) plus the consortium's. */
+export interface RecordEntry {
+  recordId: string;
+  state: RecordState;
+  patientCode: string;
+  groupKeyId: string | null;
+  hashAlg: 'sha-256';
+  hashLength: 32;
+  hash: string;
+  custodian: string;
+  category: string;
+  ciphertextHash: string;
+  size: number;
+  storage: 'vault' | 'chain';
+  pointer: string | null;
+  ciphertext: string | null;
+  keyEnvelopes: { patient: string; custodian: string };
+  author: string;
+  registeredAt: number;
+  height: number;
+  version: number;
+  lineage: string;
+  supersedes: string | null;
+  supersededBy: string | null;
+  registrationRequestId: string | null;
+}
+
+export interface RegistrationRequest {
+  requestId: string;
+  patientCode: string;
+  custodian: string;
+  requester: string;
+  category: string;
+  purpose: Purpose;
+  status: 'pending' | 'accepted' | 'refused' | 'used';
+  createdAt: number;
+  answeredAt: number | null;
+  recordId: string | null;
+}
+
+export type Grantee =
+  | { kind: 'institution'; institution: string }
+  | { kind: 'person'; staffId: string }
+  | { kind: 'role'; role: StaffRole; institution: string | null };
+
+export type ConsentScope = { kind: 'all' } | { kind: 'categories'; categories: string[] } | { kind: 'records'; recordIds: string[] };
+
+export interface Consent {
+  consentId: string;
+  patientCode: string;
+  grantee: Grantee;
+  scope: ConsentScope;
+  purposes: Purpose[];
+  period: { from: number; to: number | null };
+  deidentification: DeidentificationLevel;
+  status: 'active' | 'revoked';
+  version: number;
+  grantedAt: number;
+  updatedAt: number;
+  source: 'grant' | 'access-request' | 'break-glass';
+  requestId: string | null;
+}
+
+export interface AccessRequest {
+  requestId: string;
+  patientCode: string;
+  requester: string;
+  institution: string;
+  scope: ConsentScope;
+  purpose: Purpose;
+  deidentification: DeidentificationLevel;
+  reason: string;
+  status: 'pending' | 'approved' | 'denied';
+  createdAt: number;
+  decidedAt: number | null;
+  consentId: string | null;
+}
+
+export interface AccessLogEntry {
+  entryId: string;
+  patientCode: string;
+  recordId: string | null;
+  actor: string;
+  actorRole: string;
+  institution: string;
+  custodian: string | null;
+  purpose: Purpose;
+  outcome: 'served' | 'refused' | 'break-glass';
+  code: string | null;
+  consentId: string | null;
+  reason: string | null;
+  time: number;
+  height: number;
+}
+
+export interface Review {
+  reviewId: string;
+  patientCode: string;
+  doctor: string;
+  institution: string;
+  reason: Purpose;
+  justification: string;
+  openedAt: number;
+  expiresAt: number;
+  status: 'open' | 'closed';
+}

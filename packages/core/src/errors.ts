@@ -1,0 +1,98 @@
+/**
+ * The one error type of medledger and its table of stable codes. Codes are part of the API:
+ * the CLI, the HTTP API and the UI show them; the HTTP status is chosen only at the edge.
+ */
+
+/** Stable error and rejection codes, each with the sentence a person reads. */
+export const ErrorCodes = {
+  // envelope and transport
+  TX_MALFORMED: 'The transaction is not a well-formed medledger envelope.',
+  TX_BAD_SIGNATURE: 'The transaction signature does not verify against the author key.',
+  TX_REPLAY: 'This transaction, or another one with the same author and nonce, was already recorded.',
+  TX_UNKNOWN_TYPE: 'The transaction type is not one medledger knows.',
+  TX_UNKNOWN_AUTHOR: 'The author key is not registered on this network.',
+  TX_WRONG_NETWORK: 'The transaction was signed for another network.',
+  TX_TOO_LARGE: 'The transaction is larger than the network allows.',
+  TX_BODY_INVALID: 'The transaction body is missing a field or has a field of the wrong kind.',
+  INVALID_JSON: 'The request body is not valid JSON.',
+  BODY_TOO_LARGE: 'The request body is larger than this node accepts.',
+  RATE_LIMITED: 'Too many requests; slow down and retry.',
+  BAD_REQUEST: 'The request is missing a parameter or has one of the wrong kind.',
+  NOT_FOUND: 'No such object.',
+  NODE_UNAVAILABLE: 'The node is stopping or not ready.',
+  INTERNAL: 'The node met an internal error; it is logged without patient data.',
+  // identity and membership
+  NOT_A_MEMBER: 'The author does not belong to an active member institution.',
+  ROLE_FORBIDDEN: 'The author’s role does not allow this action.',
+  IDENTITY_REVOKED: 'The author identity has been revoked.',
+  ALREADY_EXISTS: 'An object with this identifier already exists.',
+  ALREADY_VOTED: 'This member has already voted on the proposal.',
+  PROPOSAL_CLOSED: 'The proposal has already been decided.',
+  KEY_POSSESSION_INVALID: 'The proof that the patient holds the key does not verify.',
+  PATIENT_UNKNOWN: 'No patient is registered under this patient code.',
+  // records
+  RECORD_NOT_FOUND: 'No record with this identifier is in the index.',
+  RECORD_NOT_CUSTODIAN: 'Only the custodian institution may change this record.',
+  RECORD_INTEGRITY: 'The record does not decrypt or does not match its hash in the index.',
+  RECORD_RETRACTED: 'The record has been retracted or superseded.',
+  // consent
+  CONSENT_REQUIRED: 'No consent of the patient covers this requester, record, purpose and time.',
+  CONSENT_EXPIRED: 'The consent that would cover this has expired.',
+  CONSENT_NOT_YET_VALID: 'The consent that would cover this is not valid yet.',
+  CONSENT_REVOKED: 'The consent that would cover this was revoked by the patient.',
+  CONSENT_PURPOSE_MISMATCH: 'A consent covers this requester and record, but not for this purpose.',
+  DEIDENTIFICATION_REQUIRED: 'This requester may only receive de-identified data.',
+  CONSENT_REFUSED: 'The patient refused this.',
+  CONSENT_PENDING: 'The patient has not answered yet.',
+  CONSENT_NOT_NARROWER: 'A narrowed consent must stay within the consent it narrows.',
+  CONSENT_NOT_FOUND: 'No consent with this identifier exists for this patient.',
+  REQUEST_NOT_FOUND: 'No request with this identifier exists.',
+  REQUEST_CLOSED: 'The request has already been answered.',
+  // chain verification
+  CHAIN_BROKEN: 'The stored chain does not verify.',
+  STATE_MISMATCH: 'The stored world state differs from the state the chain produces.',
+  GENESIS_INVALID: 'The genesis document is not valid.',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ErrorCodes, code);
+}
+
+export interface MedledgerErrorOptions {
+  /** A detail for operators; never patient-identifying data. */
+  details?: string;
+  /** A typed payload callers may act on (field names, heights, ids). */
+  payload?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/** The single error class: a stable `code`, the human `shortMessage`, optional details. */
+export class MedledgerError extends Error {
+  override readonly name = 'MedledgerError';
+  readonly code: ErrorCode;
+  readonly shortMessage: string;
+  readonly details: string | undefined;
+  readonly payload: Record<string, unknown>;
+
+  constructor(code: ErrorCode, options: MedledgerErrorOptions = {}) {
+    const shortMessage = ErrorCodes[code];
+    const message = options.details ? `${shortMessage} ${options.details}` : shortMessage;
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.shortMessage = shortMessage;
+    this.details = options.details;
+    this.payload = options.payload ?? {};
+  }
+
+  toJSON(): { code: ErrorCode; message: string; payload?: Record<string, unknown> } {
+    return Object.keys(this.payload).length > 0
+      ? { code: this.code, message: this.message, payload: this.payload }
+      : { code: this.code, message: this.message };
+  }
+}
+
+export function isMedledgerError(e: unknown): e is MedledgerError {
+  return e instanceof MedledgerError;
+}

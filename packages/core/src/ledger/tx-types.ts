@@ -1,0 +1,30 @@
+/**
+ * The transaction types of the ledger, one per contract operation (DESIGN §4). Each type is
+ * also the name of the permission that the policy table grants for it.
+ */
+export const TxTypes = {
+  'membership.propose': 'Propose to admit or remove an institution',
+  'membership.vote': 'Vote on a membership proposal',
+  'identity.enrolStaff': 'Enrol a member of staff with a role',
+  'identity.revokeStaff': 'Revoke a member of staff',
+  'identity.registerPatient': 'Register a patient’s keys under their patient code',
+  'records.register': 'Register a record in the index',
+  'records.amend': 'Register a new version of a record',
+  'records.retract': 'Retract a record',
+  'consent.requestRegistration': 'Ask a patient before registering a record',
+  'consent.answerRegistration': 'Accept or refuse a registration request',
+  'consent.grant': 'Grant consent',
+  'consent.narrow': 'Narrow a consent',
+  'consent.revoke': 'Revoke a consent',
+  'access.request': 'Request access to a patient’s records',
+  'access.decide': 'Approve or deny an access request',
+  'access.recordServed': 'Record that a custodian served a record',
+  'access.recordRefused': 'Record that a custodian refused to serve a record',
+  'access.breakGlass': 'Open a patient’s records in an emergency, with a reason',
+} as const;
+
+export type TxType = keyof typeof TxTypes;
+
+export function isTxType(type: string): type is TxType {
+  return Object.hasOwn(TxTypes, type);
+}

@@ -1,0 +1,302 @@
+/**
+ * The node's HTTP API (Fastify, described by OpenAPI at /api/openapi.json): submit signed
+ * transactions, read receipts and blocks, search the record index, read a patient's consents
+ * and access log, and follow new blocks and ledger events as server-sent events.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import rateLimit from '@fastify/rate-limit';
+import { Type } from '@sinclair/typebox';
+import { buildReceipt } from '@medledger/core/ledger/receipt';
+import { MedledgerError } from '@medledger/core/errors';
+import type { JsonValue } from '@medledger/core/codec/canonical-json';
+import type { Member } from '@medledger/core/contracts/state';
+import { txIdOf } from '@medledger/core/ledger/tx';
+import type { Peer, CommittedBlock } from '../peer/peer.ts';
+import { toHttpError } from './http-errors.ts';
+
+export interface ApiOptions {
+  /** largest request body accepted, bytes */
+  bodyLimit: number;
+  /** requests per minute per client address */
+  rateLimitPerMinute: number;
+  institution: string;
+  logger: boolean;
+}
+
+const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const ErrorBody = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  payload: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }));
+const PATIENT_PATH = /\/[0-9a-f]{64}(?=\/|$)/g;
+
+/** URLs carry patient codes; logs never do (STYLE rule 7). */
+export function redactUrl(url: string): string {
+  return url.split('?')[0]!.replace(PATIENT_PATH, '/:id');
+}
+
+export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    bodyLimit: o.bodyLimit,
+    logger: o.logger
+      ? {
+          level: 'info',
+          serializers: {
+            req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }),
+          },
+        }
+      : false,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'medledger node API',
+        version: '1',
+        description:
+          'A consortium ledger node. Submissions are answered `accepted` (durable, to be ordered), `committed` (in a block) ' +
+          'or, on a consortium, `final` (certified by a quorum of validators). Errors are `{ code, message }` with a stable code.',
+      },
+      servers: [{ url: '/' }],
+    },
+  });
+  await app.register(rateLimit, {
+    max: o.rateLimitPerMinute,
+    timeWindow: 60_000,
+    errorResponseBuilder: () => ({ statusCode: 429, code: 'RATE_LIMITED', message: new MedledgerError('RATE_LIMITED').message }),
+  });
+
+  app.setErrorHandler((error, _req, reply) => {
+    const { status, body } = toHttpError(error);
+    if (status >= 500) app.log.error({ code: body.code, err: error instanceof Error ? error.name : 'error' }, 'request failed');
+    return reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((_req, reply) => reply.status(404).send(new MedledgerError('NOT_FOUND').toJSON()));
+
+  const store = peer.store;
+  const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  app.get('/api/health', { schema: { summary: 'Node status and chain head', tags: ['node'] } }, () => {
+    const head = store.head();
+    return {
+      status: peer.haltedBy === null ? 'ok' : 'halted',
+      network: peer.network,
+      institution: o.institution,
+      ordering: peer.orderer.kind,
+      height: head.height,
+      headHash: head.hash,
+      stateRoot: head.stateRoot,
+      time: head.time,
+    };
+  });
+
+  app.post(
+    '/api/tx',
+    {
+      schema: {
+        summary: 'Submit a signed transaction',
+        description:
+          'Answers once the tx is durable (`accepted`). With `wait=commit`, answers once it is in a block, with its validity code.',
+        tags: ['ledger'],
+        querystring: Type.Object({ wait: Type.Optional(Type.Union([Type.Literal('commit'), Type.Literal('none')])) }),
+        response: {
+          200: Type.Object({
+            txId: Hex64,
+            status: Type.String(),
+            height: Type.Optional(Type.Integer()),
+            code: Type.Optional(Type.String()),
+          }),
+          202: Type.Object({ txId: Hex64, status: Type.String() }),
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query as { wait?: 'commit' | 'none' };
+      const { txId, status } = await peer.submit(req.body);
+      const final = q.wait === 'commit' ? await peer.waitForCommit(txId, 30_000) : status;
+      if (final.status === 'committed')
+        return reply.status(200).send({ txId, status: 'committed', height: final.height, code: final.code });
+      return reply.status(202).send({ txId, status: final.status });
+    },
+  );
+
+  app.get(
+    '/api/tx/:id',
+    {
+      schema: {
+        summary: 'Status, validity code and receipt (inclusion proof) of a transaction',
+        tags: ['ledger'],
+        params: Type.Object({ id: Hex64 }),
+        response: { 404: ErrorBody },
+      },
+    },
+    (req) => {
+      const { id } = req.params as { id: string };
+      const status = peer.status(id);
+      if (status.status === 'unknown') throw new MedledgerError('NOT_FOUND', { details: 'No such transaction.' });
+      if (status.status !== 'committed') return { txId: id, status: status.status };
+      const stored = store.block(status.height)!;
+      const txs = stored.block.txs.map((tx) => ({ tx, txId: txIdOf(tx) }));
+      return {
+        txId: id,
+        status: 'committed',
+        height: status.height,
+        index: status.index,
+        code: status.code,
+        receipt: buildReceipt(stored.block.header, txs, stored.block.codes, status.index),
+      };
+    },
+  );
+
+  app.get(
+    '/api/blocks',
+    { schema: { summary: 'Recent block headers, newest first', tags: ['ledger'], querystring: Type.Object({ limit: Limit }) } },
+    (req) => store.recentBlocks((req.query as { limit?: number }).limit ?? 20),
+  );
+
+  app.get(
+    '/api/blocks/:height',
+    {
+      schema: {
+        summary: 'A block with its transactions and validity codes',
+        tags: ['ledger'],
+        params: Type.Object({ height: Type.Integer({ minimum: 0 }) }),
+        response: { 404: ErrorBody },
+      },
+    },
+    (req) => {
+      const stored = store.block((req.params as { height: number }).height);
+      if (stored === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No block at that height.' });
+      return {
+        hash: stored.hash,
+        header: stored.block.header,
+        txs: stored.block.txs.map((tx, i) => ({ txId: txIdOf(tx), code: stored.block.codes[i], tx })),
+      };
+    },
+  );
+
+  app.get('/api/members', { schema: { summary: 'Member institutions', tags: ['consortium'] } }, () =>
+    ((store.get('meta', 'members') as string[] | undefined) ?? []).map((id) => store.get('members', id) as unknown as Member),
+  );
+
+  app.get(
+    '/api/records',
+    {
+      schema: {
+        summary: 'Search the record index by conditions',
+        tags: ['records'],
+        querystring: Type.Object({
+          patientCode: Type.Optional(Hex64),
+          category: Type.Optional(Type.String({ pattern: '^[A-Z][A-Za-z]{1,63}$' })),
+          custodian: Type.Optional(Type.String({ maxLength: 48 })),
+          from: Type.Optional(Type.Integer({ minimum: 0, description: 'registered at or after, ms' })),
+          to: Type.Optional(Type.Integer({ minimum: 0, description: 'registered before, ms' })),
+          limit: Limit,
+        }),
+      },
+    },
+    (req) => {
+      const q = req.query as { patientCode?: string; category?: string; custodian?: string; from?: number; to?: number; limit?: number };
+      if (q.patientCode === undefined && q.custodian === undefined) {
+        throw new MedledgerError('BAD_REQUEST', { details: 'Give patientCode or custodian.' });
+      }
+      return store.query(
+        'records',
+        { patient_code: q.patientCode, category: q.category, custodian: q.custodian },
+        { column: 'registered_at', from: q.from, to: q.to },
+        { column: 'registered_at', desc: true },
+        q.limit ?? 100,
+      );
+    },
+  );
+
+  app.get(
+    '/api/records/:id',
+    { schema: { summary: 'One record index entry', tags: ['records'], params: Type.Object({ id: Hex64 }), response: { 404: ErrorBody } } },
+    (req) => {
+      const r = store.get('records', (req.params as { id: string }).id);
+      if (r === undefined) throw new MedledgerError('RECORD_NOT_FOUND');
+      return r;
+    },
+  );
+
+  const perPatient = (
+    path: string,
+    summary: string,
+    table: 'consents' | 'accessLog' | 'accessRequests' | 'regRequests',
+    order: string | null,
+  ): void => {
+    app.get(
+      `/api/patients/:code/${path}`,
+      { schema: { summary, tags: ['patients'], params: Type.Object({ code: Hex64 }), querystring: Type.Object({ limit: Limit }) } },
+      (req) => {
+        const code = (req.params as { code: string }).code;
+        return store.query(
+          table,
+          { patient_code: code },
+          null,
+          order === null ? null : { column: order, desc: true },
+          (req.query as { limit?: number }).limit ?? 100,
+        );
+      },
+    );
+  };
+  perPatient('consents', 'A patient’s consents, active and revoked', 'consents', null);
+  perPatient('access-log', 'A patient’s access history: who, which institution, when, what, why, served or refused', 'accessLog', 'time');
+  perPatient('access-requests', 'Access requests made to a patient', 'accessRequests', 'created_at');
+  perPatient('registration-requests', 'Requests to register a record for a patient', 'regRequests', 'created_at');
+
+  app.get(
+    '/api/events',
+    {
+      schema: {
+        summary: 'Server-sent events: `block` for each committed block and `ledger` for each contract event',
+        tags: ['ledger'],
+        querystring: Type.Object({ patientCode: Type.Optional(Hex64) }),
+      },
+    },
+    (req, reply) => {
+      const { patientCode } = req.query as { patientCode?: string };
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      const send = (event: string, data: JsonValue | object): void => {
+        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const head = store.head();
+      send('hello', { network: peer.network, height: head.height });
+      const onBlock = (b: CommittedBlock): void => {
+        send('block', {
+          height: b.height,
+          hash: b.hash,
+          time: b.time,
+          txCount: b.txIds.length,
+          rejected: b.codes.filter((c) => c !== 'OK').length,
+        });
+        for (const { txId, event } of b.events) {
+          if (patientCode !== undefined && event.patientCode !== patientCode) continue;
+          send('ledger', { height: b.height, txId, type: event.type, patientCode: event.patientCode ?? null, data: event.data });
+        }
+      };
+      peer.on('block', onBlock);
+      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      req.raw.on('close', () => {
+        clearInterval(keepAlive);
+        peer.off('block', onBlock);
+      });
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,111 @@
+/** `medledger init`, `start` and `demo`: create a network, run one node, run the demo consortium. */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createNetwork, type InstitutionPlan } from '@medledger/core/ledger/network-builder';
+import { InstitutionKinds, type InstitutionKind } from '@medledger/core/policy/roles';
+import { MedledgerError } from '@medledger/core/errors';
+import { DataDirFiles, readGenesis, readNodeConfig, writeJson, type NodeConfig } from '../../config/data-dir.ts';
+import { LedgerNode } from '../../ledger-node.ts';
+import { runDemo } from '../../demo/demo.ts';
+
+function parseInstitution(spec: string): InstitutionPlan {
+  // id:kind[:name]
+  const [id, kind, ...name] = spec.split(':');
+  if (id === undefined || !/^[a-z0-9][a-z0-9-]{0,47}$/.test(id) || kind === undefined || !Object.hasOwn(InstitutionKinds, kind)) {
+    throw new MedledgerError('BAD_REQUEST', {
+      details: `Institution "${spec}" is not id:kind[:name] with kind one of ${Object.keys(InstitutionKinds).join(', ')}.`,
+    });
+  }
+  return { id, kind: kind as InstitutionKind, name: name.length > 0 ? name.join(':') : id, validator: kind !== 'research' };
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+export function registerNetworkCommands(program: Command): void {
+  program
+    .command('init')
+    .description('Create a new network: genesis, the Issuer’s keys and a data directory per founding institution')
+    .requiredOption('--dir <dir>', 'directory to create the network in')
+    .option('--name <name>', 'network name', 'medledger consortium')
+    .option('--institution <id:kind[:name]...>', 'founding institution (repeat); kind: hospital, clinic, laboratory, research', [
+      'hosp-a:hospital:Hospital A',
+      'hosp-b:hospital:Hospital B',
+      'clinic-c:clinic:Clinic C',
+      'lab-d:laboratory:Laboratory D',
+    ])
+    .option('--base-port <port>', 'API port of the first institution; the others follow', '8081')
+    .action(async (o: { dir: string; name: string; institution: string[]; basePort: string }) => {
+      const dir = resolve(o.dir);
+      if (existsSync(join(dir, 'issuer'))) throw new MedledgerError('ALREADY_EXISTS', { details: `${dir} already holds a network.` });
+      const plans = o.institution.map(parseInstitution);
+      const net = await createNetwork({ name: o.name, createdAt: Date.now(), institutions: plans });
+      writeJson(join(dir, 'issuer', 'keys', 'issuer.json'), net.issuer.file, true);
+      writeJson(join(dir, 'issuer', DataDirFiles.genesis), net.genesis);
+      plans.forEach((p, i) => {
+        const nodeDir = join(dir, p.id);
+        const config: NodeConfig = {
+          institution: p.id,
+          ordering: { kind: 'solo' },
+          api: { host: '127.0.0.1', port: Number(o.basePort) + i },
+          rateLimitPerMinute: 60_000,
+        };
+        writeJson(join(nodeDir, DataDirFiles.config), config);
+        writeJson(join(nodeDir, DataDirFiles.genesis), net.genesis);
+        writeJson(join(nodeDir, DataDirFiles.consortium), { patientCodeKey: net.patientCodeKey }, true);
+        writeJson(join(nodeDir, DataDirFiles.keys, `${p.id}.json`), net.institutions.get(p.id)!.file, true);
+      });
+      process.stdout.write(`network ${net.network} created in ${dir}\n`);
+      for (const p of plans) process.stdout.write(`  ${p.id} (${p.kind}): medledger start --data ${join(dir, p.id)}\n`);
+    });
+
+  program
+    .command('start')
+    .description('Start one institution node from its data directory (solo ordering; see the README for a consortium)')
+    .requiredOption('--data <dir>', 'the node’s data directory (made by `medledger init`)')
+    .option('--port <port>', 'API port (overrides node.json)')
+    .option('--host <host>', 'API address to bind (overrides node.json)')
+    .option('--log', 'log requests (patient codes are redacted)', false)
+    .action(async (o: { data: string; port?: string; host?: string; log: boolean }) => {
+      const dataDir = resolve(o.data);
+      const config = readNodeConfig(dataDir);
+      const genesis = readGenesis(join(dataDir, DataDirFiles.genesis));
+      const node = await LedgerNode.start({
+        dataDir,
+        genesis,
+        institution: config.institution,
+        host: o.host ?? config.api.host,
+        port: o.port !== undefined ? Number(o.port) : config.api.port,
+        rateLimitPerMinute: config.rateLimitPerMinute,
+        logger: o.log,
+      });
+      process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);
+      onSignals(() => node.stop());
+    });
+
+  program
+    .command('demo')
+    .description('Run an embedded consortium in one process, seeded with synthetic patients, records, consents and accesses')
+    .option('--port <port>', 'API port (default: $PORT or 8080)')
+    .option('--host <host>', 'address to bind', 'localhost')
+    .option('--data <dir>', 'data directory, reused on the next start', '.medledger/demo')
+    .action(async (o: { port?: string; host: string; data: string }) => {
+      const port = Number(o.port ?? process.env['PORT'] ?? 8080);
+      const dataDir = resolve(o.data);
+      const node = await runDemo({ dataDir, host: o.host, port, log: (l) => process.stdout.write(l + '\n') });
+      process.stdout.write(`medledger demo: API on http://localhost:${port} (OpenAPI at /api/openapi.json), data in ${dataDir}\n`);
+      onSignals(() => node.stop());
+    });
+}

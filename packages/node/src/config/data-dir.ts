@@ -1,0 +1,84 @@
+/**
+ * A node's data directory: `node.json` (who this node is and how it orders), `genesis.json`,
+ * `consortium.json` (the consortium's patient-code key; secret), `keys/*.json` (identity files;
+ * secret, mode 0600), `chain.db` (the ledger store) and `orderer/` (the solo log).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { checkGenesis, type Genesis } from '@medledger/core/ledger/genesis';
+import type { IdentityFile } from '@medledger/core/client/identity';
+import { MedledgerError } from '@medledger/core/errors';
+
+export const NodeConfigSchema = Type.Object(
+  {
+    institution: Type.String(),
+    ordering: Type.Object({ kind: Type.Literal('solo') }, { additionalProperties: false }),
+    api: Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
+    rateLimitPerMinute: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type NodeConfig = Static<typeof NodeConfigSchema>;
+
+export const DataDirFiles = {
+  config: 'node.json',
+  genesis: 'genesis.json',
+  consortium: 'consortium.json',
+  keys: 'keys',
+  chain: 'chain.db',
+  orderer: 'orderer',
+} as const;
+
+/** Writes a file atomically (temp file, fsync, rename), with `mode`. */
+export function writeFileDurable(path: string, text: string, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+  chmodSync(path, mode);
+}
+
+export function writeJson(path: string, value: unknown, secret = false): void {
+  writeFileDurable(path, JSON.stringify(value, null, 2) + '\n', secret ? 0o600 : 0o644);
+}
+
+function readJson(path: string): unknown {
+  if (!existsSync(path)) throw new MedledgerError('NOT_FOUND', { details: `Missing ${path}.` });
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new MedledgerError('INVALID_JSON', { details: `In ${path}.`, cause });
+  }
+}
+
+export function readNodeConfig(dir: string): NodeConfig {
+  const v = readJson(join(dir, DataDirFiles.config));
+  if (!Value.Check(NodeConfigSchema, v))
+    throw new MedledgerError('BAD_REQUEST', { details: `${join(dir, DataDirFiles.config)} is not a node configuration.` });
+  return v;
+}
+
+export function readGenesis(path: string): Genesis {
+  return checkGenesis(readJson(path));
+}
+
+export function readIdentityFile(path: string): IdentityFile {
+  const v = readJson(path) as Partial<IdentityFile>;
+  if (typeof v.label !== 'string' || typeof v.signing?.privateKey !== 'string' || typeof v.encryption?.privateKey !== 'string') {
+    throw new MedledgerError('BAD_REQUEST', { details: `${path} is not an identity file.` });
+  }
+  return v as IdentityFile;
+}
+
+export function readConsortium(dir: string): { patientCodeKey: string } {
+  return readJson(join(dir, DataDirFiles.consortium)) as { patientCodeKey: string };
+}
+
+export function keyFilePath(dir: string, label: string): string {
+  return join(dir, DataDirFiles.keys, `${label.replace(/[^a-z0-9.-]/gi, '_')}.json`);
+}

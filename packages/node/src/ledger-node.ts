@@ -1,0 +1,75 @@
+/**
+ * One institution node: the ledger store, the orderer, the peer loop and the HTTP API, started
+ * and stopped together. `medledger start` and `medledger demo` both run one of these.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Genesis } from '@medledger/core/ledger/genesis';
+import { installNodeCrypto } from './crypto/node-crypto.ts';
+import { LedgerStore } from './store/ledger-store.ts';
+import { SoloOrderer } from './ordering/solo-orderer.ts';
+import { Peer } from './peer/peer.ts';
+import { createApi } from './api/server.ts';
+import { DataDirFiles } from './config/data-dir.ts';
+
+export interface LedgerNodeOptions {
+  dataDir: string;
+  genesis: Genesis;
+  institution: string;
+  host: string;
+  port: number;
+  rateLimitPerMinute?: number;
+  logger?: boolean;
+}
+
+export class LedgerNode {
+  private app: FastifyInstance | null = null;
+
+  private constructor(
+    readonly peer: Peer,
+    private readonly o: LedgerNodeOptions,
+  ) {}
+
+  static async start(o: LedgerNodeOptions): Promise<LedgerNode> {
+    installNodeCrypto();
+    const store = new LedgerStore(join(o.dataDir, DataDirFiles.chain));
+    const cfg = o.genesis.config;
+    const orderer = new SoloOrderer({
+      dir: join(o.dataDir, DataDirFiles.orderer),
+      maxTxPerBlock: cfg.maxTxPerBlock,
+      batchTimeoutMs: cfg.batchTimeoutMs,
+      maxTxBytes: cfg.maxTxBytes,
+    });
+    const peer = new Peer(store, orderer, o.genesis);
+    await peer.start();
+    const node = new LedgerNode(peer, o);
+    peer.on('error', (e) => {
+      // Safety before liveness: a peer that cannot apply a block stops committing.
+      process.stderr.write(`medledger: peer halted: ${e instanceof Error ? e.message : String(e)}\n`);
+    });
+    node.app = await createApi(peer, {
+      bodyLimit: cfg.maxTxBytes + 64 * 1024,
+      rateLimitPerMinute: o.rateLimitPerMinute ?? 60_000,
+      institution: o.institution,
+      logger: o.logger ?? false,
+    });
+    await node.app.listen({ host: o.host, port: o.port });
+    return node;
+  }
+
+  get url(): string {
+    const addr = this.app?.server.address();
+    const port = typeof addr === 'object' && addr !== null ? addr.port : this.o.port;
+    return `http://${this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host}:${port}`;
+  }
+
+  get api(): FastifyInstance {
+    return this.app!;
+  }
+
+  async stop(): Promise<void> {
+    await this.app?.close();
+    await this.peer.stop();
+    this.peer.store.close();
+  }
+}

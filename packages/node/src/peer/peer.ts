@@ -1,0 +1,206 @@
+/**
+ * The peer loop (DESIGN §3): ordered batch → verify signatures (in parallel, on the thread
+ * pool) → execute the contracts → commit block, state and orderer position in one SQLite
+ * transaction → publish events. Signatures of batch n+1 are checked while batch n executes.
+ */
+import { EventEmitter } from 'node:events';
+import { bytesEqual, fromBase64Url, toBase64Url } from '@medledger/core/codec/bytes';
+import type { LedgerEvent } from '@medledger/core/contracts/context';
+import type { KeyEntry } from '@medledger/core/contracts/state';
+import { resultsHashOf, nextStateRoot, txRootOf, type Block } from '@medledger/core/ledger/block';
+import { executeBlock, type TxCode } from '@medledger/core/ledger/execute';
+import { networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
+import { decodeTx, txSigningMessage } from '@medledger/core/ledger/tx';
+import { MedledgerError } from '@medledger/core/errors';
+import type { OrderedBatch, OrderedTx, Orderer } from '../ordering/orderer.ts';
+import { verifyAsync, verifySync } from '../crypto/node-crypto.ts';
+import type { LedgerStore } from '../store/ledger-store.ts';
+
+export interface CommittedBlock {
+  height: number;
+  hash: string;
+  time: number;
+  txIds: string[];
+  codes: TxCode[];
+  events: { txId: string; event: LedgerEvent }[];
+}
+
+export type TxStatus =
+  { status: 'unknown' } | { status: 'accepted' } | { status: 'committed'; height: number; index: number; code: TxCode };
+
+interface Prepared {
+  batch: OrderedBatch;
+  entries: OrderedTx[];
+  /** txId → the public key its signature verified against (absent: not checked ahead) */
+  verified: Map<string, string | null>;
+}
+
+export interface PeerEvents {
+  block: [CommittedBlock];
+  error: [unknown];
+}
+
+export class Peer extends EventEmitter<PeerEvents> {
+  readonly network: string;
+  private readonly accepted = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private halted: unknown = null;
+
+  constructor(
+    readonly store: LedgerStore,
+    readonly orderer: Orderer,
+    readonly genesis: Genesis,
+  ) {
+    super();
+    this.network = networkIdOf(genesis);
+  }
+
+  async start(): Promise<void> {
+    this.store.initialise(this.genesis);
+    await this.orderer.start(this.store.head().position, (batch) => this.onBatch(batch));
+  }
+
+  async stop(): Promise<void> {
+    await this.orderer.stop();
+    await this.chain.catch(() => undefined);
+  }
+
+  get haltedBy(): unknown {
+    return this.halted;
+  }
+
+  /**
+   * Checks a submission the way execution will (shape, network, known author, signature, replay)
+   * so that bad input is refused with its code and never reaches the log; then makes it durable.
+   */
+  async submit(raw: unknown): Promise<{ txId: string; status: TxStatus }> {
+    if (this.halted !== null) throw new MedledgerError('NODE_UNAVAILABLE', { details: 'The node has halted.' });
+    const { tx, txId } = decodeTx(raw, this.genesis.config.maxTxBytes);
+    if (tx.network !== this.network) throw new MedledgerError('TX_WRONG_NETWORK');
+    const known = this.status(txId);
+    if (known.status !== 'unknown') return { txId, status: known };
+    const key = this.store.get('keys', tx.author) as KeyEntry | undefined;
+    if (key === undefined) throw new MedledgerError('TX_UNKNOWN_AUTHOR');
+    if (!(await verifyAsync(key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature)))) {
+      throw new MedledgerError('TX_BAD_SIGNATURE');
+    }
+    if (this.store.nonceUsed(tx.author, tx.nonce)) throw new MedledgerError('TX_REPLAY');
+    await this.orderer.submit([{ tx, txId }]);
+    this.accepted.add(txId);
+    return { txId, status: { status: 'accepted' } };
+  }
+
+  status(txId: string): TxStatus {
+    const loc = this.store.txLocation(txId);
+    if (loc !== undefined) return { status: 'committed', height: loc.height, index: loc.index, code: loc.code };
+    if (this.accepted.has(txId)) return { status: 'accepted' };
+    return { status: 'unknown' };
+  }
+
+  /** Resolves when the tx is committed (or rejects after `timeoutMs`). */
+  waitForCommit(txId: string, timeoutMs: number): Promise<TxStatus> {
+    const now = this.status(txId);
+    if (now.status === 'committed') return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const onBlock = (b: CommittedBlock): void => {
+        if (b.txIds.includes(txId)) done();
+      };
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.off('block', onBlock);
+        resolve(this.status(txId));
+      };
+      this.on('block', onBlock);
+    });
+  }
+
+  /** Takes a batch from the orderer: starts its signature checks now, executes it in turn. */
+  private async onBatch(batch: OrderedBatch): Promise<void> {
+    const prepared = this.prepare(batch);
+    this.inFlight++;
+    this.chain = this.chain.then(async () => {
+      try {
+        if (this.halted === null) this.apply(await prepared);
+      } catch (e) {
+        this.halted = e;
+        this.emit('error', e);
+      } finally {
+        this.inFlight--;
+      }
+    });
+    // Back-pressure: let at most two batches wait behind the one executing.
+    if (this.inFlight > 2) await this.chain;
+  }
+
+  private async prepare(batch: OrderedBatch): Promise<Prepared> {
+    const verified = new Map<string, string | null>();
+    await Promise.all(
+      batch.entries.map(async ({ tx, txId }) => {
+        const key = this.store.get('keys', tx.author) as KeyEntry | undefined;
+        if (key === undefined) return;
+        const ok = await verifyAsync(key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature));
+        verified.set(txId, ok ? key.publicKey : null);
+      }),
+    );
+    return { batch, entries: batch.entries, verified };
+  }
+
+  private apply({ batch, entries, verified }: Prepared): void {
+    // A tx already in the chain, or twice in the batch, is ordered once (DESIGN §4).
+    const seen = new Set<string>();
+    const fresh = entries.filter((e) => {
+      if (seen.has(e.txId) || this.store.hasTx(e.txId)) return false;
+      seen.add(e.txId);
+      return true;
+    });
+    const head = this.store.head();
+    if (fresh.length === 0) return;
+    const checked = new Map<string, { publicKey: string; message: Uint8Array }>();
+    for (const e of fresh) {
+      const publicKey = verified.get(e.txId);
+      if (publicKey !== undefined && publicKey !== null) checked.set(e.tx.signature, { publicKey, message: txSigningMessage(e.txId) });
+    }
+    const height = head.height + 1;
+    const time = Math.max(batch.time, head.time);
+    const exec = executeBlock(this.store, this.store, fresh, {
+      network: this.network,
+      height,
+      time,
+      verifySignature(publicKey, message, signature) {
+        // Ahead-of-time answers hold only for exactly that key, message and signature.
+        const pre = checked.get(toBase64Url(signature));
+        if (pre !== undefined && pre.publicKey === publicKey && bytesEqual(pre.message, message)) return true;
+        return verifySync(publicKey, message, signature);
+      },
+    });
+    const txIds = fresh.map((e) => e.txId);
+    const block: Block = {
+      header: {
+        network: this.network,
+        height,
+        prevHash: head.hash,
+        txRoot: txRootOf(txIds),
+        resultsHash: resultsHashOf(exec.codes),
+        stateRoot: nextStateRoot(head.stateRoot, exec.writes),
+        time,
+        position: batch.position,
+      },
+      txs: fresh.map((e) => e.tx),
+      codes: exec.codes,
+    };
+    this.store.commitBlock(block, txIds, exec.writes);
+    for (const id of txIds) this.accepted.delete(id);
+    this.orderer.committed(batch.position);
+    const committed = this.store.head();
+    this.emit('block', {
+      height,
+      hash: committed.hash,
+      time,
+      txIds,
+      codes: exec.codes,
+      events: exec.events.map((e) => ({ txId: e.txId, event: e.event })),
+    });
+  }
+}

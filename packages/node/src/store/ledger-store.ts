@@ -1,0 +1,250 @@
+/**
+ * The node's ledger store on SQLite (better-sqlite3, WAL): blocks, the transaction index and the
+ * world state. Each block, its state changes and the orderer position are committed in one
+ * SQLite transaction with `synchronous=FULL`, so a node killed at any instant restarts at a block
+ * boundary and resumes ordering from the stored position.
+ */
+import Database from 'better-sqlite3';
+import { canonicalJson, type JsonValue } from '@medledger/core/codec/canonical-json';
+import { StateTables, type StateReader, type StateTable, type StateWrite } from '@medledger/core/contracts/state';
+import { blockHash, type Block, type BlockHeader } from '@medledger/core/ledger/block';
+import type { ChainIndex, TxCode } from '@medledger/core/ledger/execute';
+import { genesisBlock, networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
+import type { Tx } from '@medledger/core/ledger/tx';
+import { MedledgerError } from '@medledger/core/errors';
+import { SCHEMA_VERSION, schemaStatements, stateTableName } from './schema.ts';
+
+export interface Head {
+  height: number;
+  hash: string;
+  stateRoot: string;
+  time: number;
+  position: string;
+}
+
+export interface TxLocation {
+  txId: string;
+  height: number;
+  index: number;
+  code: TxCode;
+  type: string;
+  author: string;
+}
+
+export interface StoredBlock {
+  block: Block;
+  hash: string;
+}
+
+type Row = Record<string, unknown>;
+
+export class LedgerStore implements StateReader, ChainIndex {
+  readonly db: Database.Database;
+  private readonly getStmts = new Map<StateTable, Database.Statement<[string], { value: string }>>();
+  private readonly putStmts = new Map<StateTable, Database.Statement<[string, string]>>();
+  private readonly delStmts = new Map<StateTable, Database.Statement<[string]>>();
+  private readonly stmt: {
+    nonce: Database.Statement<[string, string], Row>;
+    hasTx: Database.Statement<[string], Row>;
+    insertTx: Database.Statement<[string, number, number, string, string, string, string]>;
+    insertBlock: Database.Statement<[number, string, string, string, string]>;
+    setMeta: Database.Statement<[string, string]>;
+    getMeta: Database.Statement<[string], { v: string }>;
+    block: Database.Statement<[number], { height: number; hash: string; header: string; txs: string; codes: string }>;
+    tx: Database.Statement<[string], { tx_id: string; height: number; idx: number; code: string; type: string; author: string }>;
+  };
+  private headCache: Head | null = null;
+
+  constructor(
+    readonly path: string,
+    options: { readonly?: boolean } = {},
+  ) {
+    this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      for (const s of schemaStatements()) this.db.exec(s);
+    }
+    this.db.pragma('cache_size = -65536');
+    for (const t of StateTables) {
+      const name = stateTableName(t);
+      this.getStmts.set(t, this.db.prepare(`SELECT value FROM ${name} WHERE key = ?`));
+      if (!options.readonly) {
+        this.putStmts.set(
+          t,
+          this.db.prepare(`INSERT INTO ${name}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
+        );
+        this.delStmts.set(t, this.db.prepare(`DELETE FROM ${name} WHERE key = ?`));
+      }
+    }
+    const ro = options.readonly ?? false;
+    this.stmt = {
+      nonce: this.db.prepare("SELECT 1 AS x FROM txs WHERE author = ? AND nonce = ? AND code = 'OK'"),
+      hasTx: this.db.prepare('SELECT 1 AS x FROM txs WHERE tx_id = ?'),
+      insertTx: ro
+        ? (null as never)
+        : this.db.prepare('INSERT INTO txs(tx_id, height, idx, code, author, nonce, type) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertBlock: ro ? (null as never) : this.db.prepare('INSERT INTO blocks(height, hash, header, txs, codes) VALUES (?, ?, ?, ?, ?)'),
+      setMeta: ro ? (null as never) : this.db.prepare('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v'),
+      getMeta: this.db.prepare('SELECT v FROM meta WHERE k = ?'),
+      block: this.db.prepare('SELECT height, hash, header, txs, codes FROM blocks WHERE height = ?'),
+      tx: this.db.prepare('SELECT tx_id, height, idx, code, type, author FROM txs WHERE tx_id = ?'),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  meta(key: string): string | undefined {
+    return this.stmt.getMeta.get(key)?.v;
+  }
+
+  /** Writes genesis (block 0) into an empty store, or checks that the store is of this network. */
+  initialise(genesis: Genesis): void {
+    const network = networkIdOf(genesis);
+    const existing = this.meta('network');
+    if (existing !== undefined) {
+      if (existing !== network) throw new MedledgerError('GENESIS_INVALID', { details: 'The data directory belongs to another network.' });
+      return;
+    }
+    const { block, writes } = genesisBlock(genesis);
+    this.db.transaction(() => {
+      this.stmt.setMeta.run('schemaVersion', String(SCHEMA_VERSION));
+      this.stmt.setMeta.run('genesis', canonicalJson(genesis));
+      this.stmt.setMeta.run('network', network);
+      this.writeBlock(block, [], writes);
+    })();
+  }
+
+  genesis(): Genesis {
+    const g = this.meta('genesis');
+    if (g === undefined) throw new MedledgerError('GENESIS_INVALID', { details: 'The store has no genesis.' });
+    return JSON.parse(g) as Genesis;
+  }
+
+  get(table: StateTable, key: string): JsonValue | undefined {
+    const row = this.getStmts.get(table)!.get(key);
+    return row === undefined ? undefined : (JSON.parse(row.value) as JsonValue);
+  }
+
+  nonceUsed(author: string, nonce: string): boolean {
+    return this.stmt.nonce.get(author, nonce) !== undefined;
+  }
+
+  hasTx(txId: string): boolean {
+    return this.stmt.hasTx.get(txId) !== undefined;
+  }
+
+  head(): Head {
+    if (this.headCache === null) {
+      const row = this.db.prepare('SELECT header, hash FROM blocks ORDER BY height DESC LIMIT 1').get() as
+        { header: string; hash: string } | undefined;
+      if (row === undefined) throw new MedledgerError('GENESIS_INVALID', { details: 'The store is empty.' });
+      const h = JSON.parse(row.header) as BlockHeader;
+      this.headCache = { height: h.height, hash: row.hash, stateRoot: h.stateRoot, time: h.time, position: h.position };
+    }
+    return this.headCache;
+  }
+
+  /** Commits a block, its transactions' index rows and its write set in one transaction. */
+  commitBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[]): void {
+    this.db.transaction(() => this.writeBlock(block, txIds, writes))();
+  }
+
+  private writeBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[]): void {
+    const h = block.header;
+    const hash = blockHash(h);
+    this.stmt.insertBlock.run(h.height, hash, JSON.stringify(h), JSON.stringify(block.txs), JSON.stringify(block.codes));
+    block.txs.forEach((tx, i) => {
+      this.stmt.insertTx.run(txIds[i]!, h.height, i, block.codes[i]!, tx.author, tx.nonce, tx.type);
+    });
+    for (const w of writes) {
+      if (w.value === null) this.delStmts.get(w.table)!.run(w.key);
+      else this.putStmts.get(w.table)!.run(w.key, canonicalJson(w.value));
+    }
+    this.headCache = { height: h.height, hash, stateRoot: h.stateRoot, time: h.time, position: h.position };
+  }
+
+  block(height: number): StoredBlock | undefined {
+    const row = this.stmt.block.get(height);
+    if (row === undefined) return undefined;
+    return {
+      hash: row.hash,
+      block: { header: JSON.parse(row.header) as BlockHeader, txs: JSON.parse(row.txs) as Tx[], codes: JSON.parse(row.codes) as TxCode[] },
+    };
+  }
+
+  /** Raw rows of a block, for verification that must see exactly what is stored. */
+  rawBlock(height: number): { height: number; hash: string; header: string; txs: string; codes: string } | undefined {
+    return this.stmt.block.get(height);
+  }
+
+  txLocation(txId: string): TxLocation | undefined {
+    const row = this.stmt.tx.get(txId);
+    if (row === undefined) return undefined;
+    return { txId: row.tx_id, height: row.height, index: row.idx, code: row.code as TxCode, type: row.type, author: row.author };
+  }
+
+  recentBlocks(limit: number): { height: number; hash: string; header: BlockHeader; txCount: number }[] {
+    const rows = this.db
+      .prepare('SELECT height, hash, header, json_array_length(codes) AS n FROM blocks ORDER BY height DESC LIMIT ?')
+      .all(limit) as { height: number; hash: string; header: string; n: number }[];
+    return rows.map((r) => ({ height: r.height, hash: r.hash, header: JSON.parse(r.header) as BlockHeader, txCount: r.n }));
+  }
+
+  /** Rows of a state table matching equality filters on its generated columns. */
+  query(
+    table: StateTable,
+    where: Record<string, string | number | undefined>,
+    range: { column: string; from?: number | undefined; to?: number | undefined } | null,
+    order: { column: string; desc: boolean } | null,
+    limit: number,
+  ): JsonValue[] {
+    const clauses: string[] = [];
+    const params: (string | number)[] = [];
+    for (const [col, v] of Object.entries(where)) {
+      if (v === undefined) continue;
+      if (!/^[a-z_]+$/.test(col)) throw new Error('bad column');
+      clauses.push(`${col} = ?`);
+      params.push(v);
+    }
+    if (range !== null) {
+      if (range.from !== undefined) {
+        clauses.push(`${range.column} >= ?`);
+        params.push(range.from);
+      }
+      if (range.to !== undefined) {
+        clauses.push(`${range.column} < ?`);
+        params.push(range.to);
+      }
+    }
+    const sql =
+      `SELECT value FROM ${stateTableName(table)}` +
+      (clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '') +
+      (order !== null ? ` ORDER BY ${order.column} ${order.desc ? 'DESC' : 'ASC'}, key` : '') +
+      ' LIMIT ?';
+    const rows = this.db.prepare(sql).all(...params, limit) as { value: string }[];
+    return rows.map((r) => JSON.parse(r.value) as JsonValue);
+  }
+
+  /** Every row of a state table in key order, as stored. */
+  *stateRows(table: StateTable): Generator<{ key: string; value: string }> {
+    yield* this.db.prepare(`SELECT key, value FROM ${stateTableName(table)} ORDER BY key`).iterate() as Iterable<{
+      key: string;
+      value: string;
+    }>;
+  }
+
+  *txRows(): Generator<{ tx_id: string; height: number; idx: number; code: string; author: string; nonce: string; type: string }> {
+    yield* this.db.prepare('SELECT tx_id, height, idx, code, author, nonce, type FROM txs ORDER BY tx_id').iterate() as Iterable<{
+      tx_id: string;
+      height: number;
+      idx: number;
+      code: string;
+      author: string;
+      nonce: string;
+      type: string;
+    }>;
+  }
+}

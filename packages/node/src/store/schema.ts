@@ -1,0 +1,77 @@
+/**
+ * The node's SQLite schema: blocks, the transaction index, and the world state as one table
+ * per state table. Columns that queries filter on are generated from the JSON value and
+ * indexed, so the stored value stays the single source of truth.
+ */
+import { StateTables, type StateTable } from '@medledger/core/contracts/state';
+
+export const SCHEMA_VERSION = 1;
+
+/** Generated, indexed columns per state table: [column, JSON path, SQL type]. */
+const GENERATED: Partial<Record<StateTable, [string, string, 'TEXT' | 'INTEGER'][]>> = {
+  records: [
+    ['patient_code', '$.patientCode', 'TEXT'],
+    ['category', '$.category', 'TEXT'],
+    ['custodian', '$.custodian', 'TEXT'],
+    ['registered_at', '$.registeredAt', 'INTEGER'],
+  ],
+  consents: [['patient_code', '$.patientCode', 'TEXT']],
+  accessRequests: [
+    ['patient_code', '$.patientCode', 'TEXT'],
+    ['created_at', '$.createdAt', 'INTEGER'],
+  ],
+  regRequests: [
+    ['patient_code', '$.patientCode', 'TEXT'],
+    ['created_at', '$.createdAt', 'INTEGER'],
+  ],
+  accessLog: [
+    ['patient_code', '$.patientCode', 'TEXT'],
+    ['time', '$.time', 'INTEGER'],
+  ],
+  reviews: [['status', '$.status', 'TEXT']],
+};
+
+const INDEXES: string[] = [
+  'CREATE INDEX IF NOT EXISTS s_records_patient ON s_records(patient_code, registered_at)',
+  'CREATE INDEX IF NOT EXISTS s_records_custodian ON s_records(custodian, registered_at)',
+  'CREATE INDEX IF NOT EXISTS s_consents_patient ON s_consents(patient_code)',
+  'CREATE INDEX IF NOT EXISTS s_accessRequests_patient ON s_accessRequests(patient_code, created_at)',
+  'CREATE INDEX IF NOT EXISTS s_regRequests_patient ON s_regRequests(patient_code, created_at)',
+  'CREATE INDEX IF NOT EXISTS s_accessLog_patient ON s_accessLog(patient_code, time)',
+  'CREATE INDEX IF NOT EXISTS s_reviews_status ON s_reviews(status)',
+];
+
+export function stateTableName(table: StateTable): string {
+  return `s_${table}`;
+}
+
+export function schemaStatements(): string[] {
+  const out = [
+    'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID',
+    `CREATE TABLE IF NOT EXISTS blocks (
+       height INTEGER PRIMARY KEY,
+       hash TEXT NOT NULL UNIQUE,
+       header TEXT NOT NULL,
+       txs TEXT NOT NULL,
+       codes TEXT NOT NULL
+     )`,
+    `CREATE TABLE IF NOT EXISTS txs (
+       tx_id TEXT PRIMARY KEY,
+       height INTEGER NOT NULL,
+       idx INTEGER NOT NULL,
+       code TEXT NOT NULL,
+       author TEXT NOT NULL,
+       nonce TEXT NOT NULL,
+       type TEXT NOT NULL
+     ) WITHOUT ROWID`,
+    // Replay protection: a nonce is spent by a valid transaction (DESIGN §4).
+    "CREATE UNIQUE INDEX IF NOT EXISTS txs_nonce ON txs(author, nonce) WHERE code = 'OK'",
+  ];
+  for (const t of StateTables) {
+    const gen = (GENERATED[t] ?? []).map(
+      ([col, path, type]) => `, ${col} ${type} GENERATED ALWAYS AS (json_extract(value, '${path}')) VIRTUAL`,
+    );
+    out.push(`CREATE TABLE IF NOT EXISTS ${stateTableName(t)} (key TEXT PRIMARY KEY, value TEXT NOT NULL${gen.join('')}) WITHOUT ROWID`);
+  }
+  return [...out, ...INDEXES];
+}
