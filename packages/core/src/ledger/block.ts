@@ -4,8 +4,8 @@
  * Merkle root of the txIds; `stateRoot_h = SHA-256(stateRoot_{h-1} || SHA-256(canonical write
  * set of block h))`; the block hash is SHA-256 of the canonical header.
  */
-import { canonicalBytes } from '../codec/canonical-json.ts';
-import { concatBytes, fromHex, toHex } from '../codec/bytes.ts';
+import { canonicalBytes, canonicalJson } from '../codec/canonical-json.ts';
+import { concatBytes, fromHex, toHex, utf8 } from '../codec/bytes.ts';
 import { sha256, sha256Hex } from '../crypto/hash.ts';
 import type { StateWrite } from '../contracts/state.ts';
 import type { TxCode } from './execute.ts';
@@ -17,7 +17,11 @@ export interface BlockHeader {
   height: number;
   prevHash: string;
   txRoot: string;
-  /** SHA-256 of the canonical array of validity codes, so a code cannot be altered unseen */
+  /**
+   * SHA-256 of the canonical `[[signature, code], ...]` of the block's txs: commits to each
+   * validity code and to every signature, including those of txs rejected before their
+   * signature was checked (txIds do not cover signatures).
+   */
   resultsHash: string;
   stateRoot: string;
   /** block time, ms since the epoch, given by the orderer */
@@ -42,17 +46,31 @@ export function txRootOf(txIds: readonly string[]): string {
   return toHex(merkleRoot(txIds.map(fromHex)));
 }
 
-export function resultsHashOf(codes: readonly TxCode[]): string {
-  return sha256Hex(canonicalBytes(codes));
+export function resultsHashOf(txs: readonly { signature: string }[], codes: readonly TxCode[]): string {
+  return sha256Hex(canonicalBytes(txs.map((t, i) => [t.signature, codes[i] ?? null])));
 }
 
-/** SHA-256 of the canonical write set: `[[table, key, value|null], ...]` in table/key order. */
+/**
+ * The canonical write set `[[table, key, value|null], ...]` (in table/key order) and each
+ * value's canonical text, computed once: the text hashed into the state root is the text stored.
+ */
+export function encodeWrites(writes: readonly StateWrite[]): { hash: Uint8Array; values: (string | null)[] } {
+  const values = writes.map((w) => (w.value === null ? null : canonicalJson(w.value)));
+  const parts = writes.map((w, i) => `[${JSON.stringify(w.table)},${canonicalJson(w.key)},${values[i] ?? 'null'}]`);
+  return { hash: sha256(utf8(`[${parts.join(',')}]`)), values };
+}
+
+/** SHA-256 of the canonical write set. */
 export function writeSetHash(writes: readonly StateWrite[]): Uint8Array {
-  return sha256(canonicalBytes(writes.map((w) => [w.table, w.key, w.value])));
+  return encodeWrites(writes).hash;
+}
+
+export function chainStateRoot(prevStateRoot: string, writeSetDigest: Uint8Array): string {
+  return toHex(sha256(concatBytes(fromHex(prevStateRoot), writeSetDigest)));
 }
 
 export function nextStateRoot(prevStateRoot: string, writes: readonly StateWrite[]): string {
-  return toHex(sha256(concatBytes(fromHex(prevStateRoot), writeSetHash(writes))));
+  return chainStateRoot(prevStateRoot, writeSetHash(writes));
 }
 
 /** Orders writes by table, then key: the canonical order of a write set. */

@@ -113,7 +113,7 @@ export async function verifyChain(
         entries.push({ tx: decoded.tx, txId: decoded.txId });
       }
       if (h.txRoot !== txRootOf(entries.map((e) => e.txId))) fail(h.height, 'txRoot does not match the transactions');
-      if (h.resultsHash !== resultsHashOf(block.codes)) fail(h.height, 'resultsHash does not match the codes');
+      if (h.resultsHash !== resultsHashOf(block.txs, block.codes)) fail(h.height, 'resultsHash does not match the signatures and codes');
       const exec = await executeBlockAsync(state, state, entries, { network, height: h.height, time: h.time });
       exec.codes.forEach((code, i) => {
         if (code !== block.codes[i]) fail(h.height, `transaction ${i} has code ${String(block.codes[i])}, execution gives ${code}`);

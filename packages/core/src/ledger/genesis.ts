@@ -77,7 +77,7 @@ export function genesisBlock(genesis: Genesis): { block: Block; writes: StateWri
       height: 0,
       prevHash: ZERO_HASH,
       txRoot: txRootOf([]),
-      resultsHash: resultsHashOf([]),
+      resultsHash: resultsHashOf([], []),
       stateRoot: nextStateRoot(ZERO_HASH, writes),
       time: genesis.createdAt,
       position: '',

@@ -20,7 +20,8 @@ export interface Receipt {
   proof: string[];
   header: BlockHeader;
   blockHash: string;
-  /** every code of the block, to check `header.resultsHash` */
+  /** every signature and code of the block, to check `header.resultsHash` */
+  signatures: string[];
   codes: TxCode[];
 }
 
@@ -45,6 +46,7 @@ export function buildReceipt(
     ).map(toHex),
     header,
     blockHash: blockHash(header),
+    signatures: txs.map((t) => t.tx.signature),
     codes: [...codes],
   };
 }
@@ -58,8 +60,16 @@ export function verifyReceipt(r: Receipt, maxTxBytes = 16 * 1024 * 1024): void {
   if (txId !== r.txId) bad('txId does not match the transaction');
   if (r.header.height !== r.height) bad('height does not match the header');
   if (blockHash(r.header) !== r.blockHash) bad('block hash does not match the header');
-  if (r.codes.length !== r.treeSize || r.codes[r.index] !== r.code) bad('code does not match the block’s codes');
-  if (resultsHashOf(r.codes) !== r.header.resultsHash) bad('codes do not match the header');
+  if (r.codes.length !== r.treeSize || r.signatures.length !== r.treeSize || r.codes[r.index] !== r.code)
+    bad('code does not match the block’s codes');
+  if (r.signatures[r.index] !== r.tx.signature) bad('signature does not match the block’s signatures');
+  if (
+    resultsHashOf(
+      r.signatures.map((signature) => ({ signature })),
+      r.codes,
+    ) !== r.header.resultsHash
+  )
+    bad('signatures and codes do not match the header');
   const ok = verifyInclusion(fromHex(txId), r.index, r.treeSize, r.proof.map(fromHex), fromHex(r.header.txRoot));
   if (!ok) bad('inclusion proof does not lead to the txRoot');
 }

@@ -36,9 +36,16 @@ const NONCE = /^[A-Za-z0-9_-]{1,64}$/;
 const SIGNING_DOMAIN = utf8('medledger/tx/v1\n');
 
 export function txIdOf(tx: UnsignedTx): string {
-  const { v, network, type, body, author, nonce, createdAt } = tx;
-  return sha256Hex(canonicalBytes({ v, network, type, body, author, nonce, createdAt }));
+  return sha256Hex(unsignedBytes(tx));
 }
+
+function unsignedBytes(tx: UnsignedTx): Uint8Array {
+  const { v, network, type, body, author, nonce, createdAt } = tx;
+  return canonicalBytes({ v, network, type, body, author, nonce, createdAt });
+}
+
+/** Canonical size of a signed envelope: the unsigned part plus `,"signature":"…"`. */
+const SIGNATURE_OVERHEAD = ',"signature":""'.length + 86;
 
 export function txSigningMessage(txId: string): Uint8Array {
   return concatBytes(SIGNING_DOMAIN, fromHex(txId));
@@ -111,7 +118,9 @@ export function decodeTx(value: unknown, maxBytes: number): { tx: Tx; txId: stri
     throw malformed('signature must be a base64url Ed25519 signature.');
   }
   const tx = value as Tx;
-  const size = canonicalBytes(tx).length;
+  // One canonicalisation gives both the id and the size ("signature" sorts last of the keys).
+  const unsigned = unsignedBytes(tx);
+  const size = unsigned.length + SIGNATURE_OVERHEAD;
   if (size > maxBytes) throw new MedledgerError('TX_TOO_LARGE', { payload: { size, maxBytes } });
-  return { tx, txId: txIdOf(tx), size };
+  return { tx, txId: sha256Hex(unsigned), size };
 }

@@ -42,16 +42,6 @@ export function scopeCovers(scope: ConsentScope, record: AccessQuestion['record'
   }
 }
 
-// The order in which misses are reported: the most specific reason wins.
-const MISS_RANK: readonly ErrorCode[] = [
-  'CONSENT_REQUIRED',
-  'DEIDENTIFICATION_REQUIRED',
-  'CONSENT_PURPOSE_MISMATCH',
-  'CONSENT_NOT_YET_VALID',
-  'CONSENT_EXPIRED',
-  'CONSENT_REVOKED',
-];
-
 /**
  * Decides an access. The custodian's own clinical staff may read its own records for
  * treatment (the custodian holds them anyway, seed 002 §3); everyone else needs a consent.
@@ -69,9 +59,11 @@ export function evaluateConsent(q: AccessQuestion, consents: readonly Consent[])
   ) {
     return { allowed: true, consentId: null, basis: 'custodian' };
   }
-  let miss: ErrorCode = 'CONSENT_REQUIRED';
-  const note = (code: ErrorCode): void => {
-    if (MISS_RANK.indexOf(code) > MISS_RANK.indexOf(miss)) miss = code;
+  // When nothing covers the access, the reason given is that of the most recently changed
+  // consent for this requester and record: the one the patient most likely has in mind.
+  let miss: { code: ErrorCode; updatedAt: number } = { code: 'CONSENT_REQUIRED', updatedAt: -1 };
+  const note = (c: Consent, code: ErrorCode): void => {
+    if (c.updatedAt >= miss.updatedAt) miss = { code, updatedAt: c.updatedAt };
   };
   // Sorted for a deterministic answer when several consents apply.
   const ordered = [...consents].sort((a, b) => (a.consentId < b.consentId ? -1 : a.consentId > b.consentId ? 1 : 0));
@@ -79,26 +71,26 @@ export function evaluateConsent(q: AccessQuestion, consents: readonly Consent[])
     if (c.patientCode !== q.record.patientCode) continue;
     if (!granteeCovers(c.grantee, q.requester) || !scopeCovers(c.scope, q.record)) continue;
     if (c.status === 'revoked') {
-      note('CONSENT_REVOKED');
+      note(c, 'CONSENT_REVOKED');
       continue;
     }
     if (!c.purposes.includes(q.purpose)) {
-      note('CONSENT_PURPOSE_MISMATCH');
+      note(c, 'CONSENT_PURPOSE_MISMATCH');
       continue;
     }
     if (q.time < c.period.from) {
-      note('CONSENT_NOT_YET_VALID');
+      note(c, 'CONSENT_NOT_YET_VALID');
       continue;
     }
     if (c.period.to !== null && q.time >= c.period.to) {
-      note('CONSENT_EXPIRED');
+      note(c, 'CONSENT_EXPIRED');
       continue;
     }
     if (!atLeastAsStrict(q.deidentification, c.deidentification)) {
-      note('DEIDENTIFICATION_REQUIRED');
+      note(c, 'DEIDENTIFICATION_REQUIRED');
       continue;
     }
     return { allowed: true, consentId: c.consentId, basis: 'consent' };
   }
-  return { allowed: false, code: miss };
+  return { allowed: false, code: miss.code };
 }

@@ -186,6 +186,18 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   );
 
   app.get(
+    '/api/proposals',
+    {
+      schema: {
+        summary: 'Membership proposals with their votes, newest first',
+        tags: ['consortium'],
+        querystring: Type.Object({ limit: Limit }),
+      },
+    },
+    (req) => store.query('proposals', {}, null, { column: 'created_at', desc: true }, (req.query as { limit?: number }).limit ?? 100),
+  );
+
+  app.get(
     '/api/records',
     {
       schema: {

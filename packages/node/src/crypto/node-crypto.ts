@@ -50,6 +50,18 @@ export function verifyAsync(publicKey: string, message: Uint8Array, signature: U
   });
 }
 
+const privateKeys = new Map<string, KeyObject>();
+
+function privateKeyObject(privateKey: string): KeyObject {
+  let k = privateKeys.get(privateKey);
+  if (k === undefined) {
+    k = createPrivateKey({ key: Buffer.from(ed25519Pkcs8(privateKey)), format: 'der', type: 'pkcs8' });
+    if (privateKeys.size >= 1024) privateKeys.clear();
+    privateKeys.set(privateKey, k);
+  }
+  return k;
+}
+
 let installed = false;
 
 /** Installs the node:crypto backends into core (idempotent). */
@@ -61,10 +73,7 @@ export function installNodeCrypto(): void {
     hmacSha256: (key, data) => createHmac('sha256', key).update(data).digest(),
   });
   setSignatureBackend({
-    sign: (privateKey, message) => {
-      const key = createPrivateKey({ key: Buffer.from(ed25519Pkcs8(privateKey)), format: 'der', type: 'pkcs8' });
-      return Promise.resolve(new Uint8Array(nodeSign(null, message, key)));
-    },
+    sign: (privateKey, message) => Promise.resolve(new Uint8Array(nodeSign(null, message, privateKeyObject(privateKey)))),
     verify: verifyAsync,
     generate: () => {
       const { publicKey, privateKey } = generateKeyPairSync('ed25519');

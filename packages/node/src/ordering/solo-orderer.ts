@@ -21,7 +21,6 @@ import {
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeTx } from '@medledger/core/ledger/tx';
-import { canonicalJson } from '@medledger/core/codec/canonical-json';
 import { MedledgerError } from '@medledger/core/errors';
 import type { OrderedBatch, OrderedTx, Orderer } from './orderer.ts';
 
@@ -150,7 +149,8 @@ export class SoloOrderer implements Orderer {
     if (fresh.length === 0) return Promise.resolve();
     for (const e of fresh) this.pendingIds.add(e.txId);
     const frames = fresh.map((e) => {
-      const payload = Buffer.from(canonicalJson(e.tx), 'utf8');
+      // The log needs the envelope, not its canonical form: txIds are recomputed on recovery.
+      const payload = Buffer.from(JSON.stringify(e.tx), 'utf8');
       const head = Buffer.allocUnsafe(8);
       head.writeUInt32LE(payload.length, 0);
       head.writeUInt32LE(crc32(payload), 4);

@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, fromBase64Url, toBase64Url } from '@medledger/core/codec/bytes';
 import type { LedgerEvent } from '@medledger/core/contracts/context';
-import type { KeyEntry } from '@medledger/core/contracts/state';
-import { resultsHashOf, nextStateRoot, txRootOf, type Block } from '@medledger/core/ledger/block';
+import type { KeyEntry, StateWrite } from '@medledger/core/contracts/state';
+import { blockHash, chainStateRoot, encodeWrites, resultsHashOf, txRootOf, type Block } from '@medledger/core/ledger/block';
 import { executeBlock, type TxCode } from '@medledger/core/ledger/execute';
 import { networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
 import { decodeTx, txSigningMessage } from '@medledger/core/ledger/tx';
@@ -28,6 +28,14 @@ export interface CommittedBlock {
 export type TxStatus =
   { status: 'unknown' } | { status: 'accepted' } | { status: 'committed'; height: number; index: number; code: TxCode };
 
+interface Built {
+  block: Block;
+  txIds: string[];
+  writes: StateWrite[];
+  values: (string | null)[];
+  events: CommittedBlock['events'];
+}
+
 interface Prepared {
   batch: OrderedBatch;
   entries: OrderedTx[];
@@ -42,7 +50,10 @@ export interface PeerEvents {
 
 export class Peer extends EventEmitter<PeerEvents> {
   readonly network: string;
+  /** durable, not yet committed txs */
   private readonly accepted = new Set<string>();
+  /** txs whose signature this process checked at its door → the key it verified against */
+  private readonly ingressKeys = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private halted: unknown = null;
@@ -86,8 +97,15 @@ export class Peer extends EventEmitter<PeerEvents> {
       throw new MedledgerError('TX_BAD_SIGNATURE');
     }
     if (this.store.nonceUsed(tx.author, tx.nonce)) throw new MedledgerError('TX_REPLAY');
-    await this.orderer.submit([{ tx, txId }]);
-    this.accepted.add(txId);
+    this.ingressKeys.set(txId, key.publicKey);
+    try {
+      await this.orderer.submit([{ tx, txId }]);
+    } catch (e) {
+      this.ingressKeys.delete(txId);
+      throw e;
+    }
+    if (this.store.hasTx(txId)) this.ingressKeys.delete(txId);
+    else this.accepted.add(txId);
     return { txId, status: { status: 'accepted' } };
   }
 
@@ -138,6 +156,12 @@ export class Peer extends EventEmitter<PeerEvents> {
     const verified = new Map<string, string | null>();
     await Promise.all(
       batch.entries.map(async ({ tx, txId }) => {
+        // Checked at this node's door already: the same process need not check it twice.
+        const atIngress = this.ingressKeys.get(txId);
+        if (atIngress !== undefined) {
+          verified.set(txId, atIngress);
+          return;
+        }
         const key = this.store.get('keys', tx.author) as KeyEntry | undefined;
         if (key === undefined) return;
         const ok = await verifyAsync(key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature));
@@ -155,15 +179,45 @@ export class Peer extends EventEmitter<PeerEvents> {
       seen.add(e.txId);
       return true;
     });
-    const head = this.store.head();
     if (fresh.length === 0) return;
+    const head = this.store.head();
+    this.commit(this.buildBlock(fresh, Math.max(batch.time, head.time), batch.position, verified));
+  }
+
+  /**
+   * Applies a block made elsewhere (replay, catch-up): re-executes its transactions and commits
+   * it only if that gives exactly the same header, so a node never stores a block it did not
+   * compute itself.
+   */
+  applyBlock(block: Block): void {
+    const head = this.store.head();
+    if (block.header.height !== head.height + 1)
+      throw new MedledgerError('CHAIN_BROKEN', {
+        details: `Expected height ${head.height + 1}.`,
+        payload: { height: block.header.height },
+      });
+    const entries = block.txs.map((raw) => {
+      const { tx, txId } = decodeTx(raw, this.genesis.config.maxTxBytes);
+      return { tx, txId };
+    });
+    const built = this.buildBlock(entries, block.header.time, block.header.position, new Map());
+    if (blockHash(built.block.header) !== blockHash(block.header)) {
+      throw new MedledgerError('CHAIN_BROKEN', {
+        details: 'Re-execution gives a different block.',
+        payload: { height: block.header.height },
+      });
+    }
+    this.commit(built);
+  }
+
+  private buildBlock(fresh: readonly OrderedTx[], time: number, position: string, verified: Map<string, string | null>): Built {
+    const head = this.store.head();
+    const height = head.height + 1;
     const checked = new Map<string, { publicKey: string; message: Uint8Array }>();
     for (const e of fresh) {
       const publicKey = verified.get(e.txId);
       if (publicKey !== undefined && publicKey !== null) checked.set(e.tx.signature, { publicKey, message: txSigningMessage(e.txId) });
     }
-    const height = head.height + 1;
-    const time = Math.max(batch.time, head.time);
     const exec = executeBlock(this.store, this.store, fresh, {
       network: this.network,
       height,
@@ -176,31 +230,41 @@ export class Peer extends EventEmitter<PeerEvents> {
       },
     });
     const txIds = fresh.map((e) => e.txId);
+    const encoded = encodeWrites(exec.writes);
     const block: Block = {
       header: {
         network: this.network,
         height,
         prevHash: head.hash,
         txRoot: txRootOf(txIds),
-        resultsHash: resultsHashOf(exec.codes),
-        stateRoot: nextStateRoot(head.stateRoot, exec.writes),
+        resultsHash: resultsHashOf(
+          fresh.map((e) => e.tx),
+          exec.codes,
+        ),
+        stateRoot: chainStateRoot(head.stateRoot, encoded.hash),
         time,
-        position: batch.position,
+        position,
       },
       txs: fresh.map((e) => e.tx),
       codes: exec.codes,
     };
-    this.store.commitBlock(block, txIds, exec.writes);
-    for (const id of txIds) this.accepted.delete(id);
-    this.orderer.committed(batch.position);
-    const committed = this.store.head();
-    this.emit('block', {
-      height,
-      hash: committed.hash,
-      time,
+    return {
+      block,
       txIds,
-      codes: exec.codes,
+      writes: exec.writes,
+      values: encoded.values,
       events: exec.events.map((e) => ({ txId: e.txId, event: e.event })),
-    });
+    };
+  }
+
+  private commit({ block, txIds, writes, values, events }: Built): void {
+    this.store.commitBlock(block, txIds, writes, values);
+    for (const id of txIds) {
+      this.accepted.delete(id);
+      this.ingressKeys.delete(id);
+    }
+    this.orderer.committed(block.header.position);
+    const committed = this.store.head();
+    this.emit('block', { height: block.header.height, hash: committed.hash, time: block.header.time, txIds, codes: block.codes, events });
   }
 }

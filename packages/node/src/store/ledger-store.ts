@@ -38,6 +38,9 @@ export interface StoredBlock {
 
 type Row = Record<string, unknown>;
 
+const HOT_TABLES: ReadonlySet<StateTable> = new Set(['keys', 'members', 'staff', 'patients', 'meta']);
+const HOT_CACHE_ENTRIES = 200_000;
+
 export class LedgerStore implements StateReader, ChainIndex {
   readonly db: Database.Database;
   private readonly getStmts = new Map<StateTable, Database.Statement<[string], { value: string }>>();
@@ -54,6 +57,11 @@ export class LedgerStore implements StateReader, ChainIndex {
     tx: Database.Statement<[string], { tx_id: string; height: number; idx: number; code: string; type: string; author: string }>;
   };
   private headCache: Head | null = null;
+  /**
+   * Write-through cache of the small, hot tables every transaction reads (author keys, members,
+   * staff, patients): the store is their only writer, so the cache cannot go stale.
+   */
+  private readonly hot = new Map<string, string | null>();
 
   constructor(
     readonly path: string,
@@ -124,8 +132,19 @@ export class LedgerStore implements StateReader, ChainIndex {
   }
 
   get(table: StateTable, key: string): JsonValue | undefined {
-    const row = this.getStmts.get(table)!.get(key);
-    return row === undefined ? undefined : (JSON.parse(row.value) as JsonValue);
+    let text: string | null | undefined;
+    if (HOT_TABLES.has(table)) {
+      const k = table + '\u0000' + key;
+      text = this.hot.get(k);
+      if (text === undefined) {
+        text = this.getStmts.get(table)!.get(key)?.value ?? null;
+        if (this.hot.size >= HOT_CACHE_ENTRIES) this.hot.clear();
+        this.hot.set(k, text);
+      }
+    } else {
+      text = this.getStmts.get(table)!.get(key)?.value;
+    }
+    return text === undefined || text === null ? undefined : (JSON.parse(text) as JsonValue);
   }
 
   nonceUsed(author: string, nonce: string): boolean {
@@ -147,22 +166,34 @@ export class LedgerStore implements StateReader, ChainIndex {
     return this.headCache;
   }
 
-  /** Commits a block, its transactions' index rows and its write set in one transaction. */
-  commitBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[]): void {
-    this.db.transaction(() => this.writeBlock(block, txIds, writes))();
+  /**
+   * Commits a block, its transactions' index rows and its write set in one transaction.
+   * `values` are the writes' canonical texts when the caller has them already.
+   */
+  commitBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[], values?: readonly (string | null)[]): void {
+    try {
+      this.db.transaction(() => this.writeBlock(block, txIds, writes, values))();
+    } catch (e) {
+      // The transaction rolled back: forget cached values it may have written.
+      this.hot.clear();
+      this.headCache = null;
+      throw e;
+    }
   }
 
-  private writeBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[]): void {
+  private writeBlock(block: Block, txIds: readonly string[], writes: readonly StateWrite[], values?: readonly (string | null)[]): void {
     const h = block.header;
     const hash = blockHash(h);
     this.stmt.insertBlock.run(h.height, hash, JSON.stringify(h), JSON.stringify(block.txs), JSON.stringify(block.codes));
     block.txs.forEach((tx, i) => {
       this.stmt.insertTx.run(txIds[i]!, h.height, i, block.codes[i]!, tx.author, tx.nonce, tx.type);
     });
-    for (const w of writes) {
-      if (w.value === null) this.delStmts.get(w.table)!.run(w.key);
-      else this.putStmts.get(w.table)!.run(w.key, canonicalJson(w.value));
-    }
+    writes.forEach((w, i) => {
+      const text = w.value === null ? null : (values?.[i] ?? canonicalJson(w.value));
+      if (text === null) this.delStmts.get(w.table)!.run(w.key);
+      else this.putStmts.get(w.table)!.run(w.key, text);
+      if (HOT_TABLES.has(w.table)) this.hot.set(w.table + '\u0000' + w.key, text);
+    });
     this.headCache = { height: h.height, hash, stateRoot: h.stateRoot, time: h.time, position: h.position };
   }
 

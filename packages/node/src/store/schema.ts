@@ -29,6 +29,7 @@ const GENERATED: Partial<Record<StateTable, [string, string, 'TEXT' | 'INTEGER']
     ['time', '$.time', 'INTEGER'],
   ],
   reviews: [['status', '$.status', 'TEXT']],
+  proposals: [['created_at', '$.createdAt', 'INTEGER']],
 };
 
 const INDEXES: string[] = [

@@ -1,0 +1,223 @@
+/**
+ * `npm run bench:embedded`: committed tx/s of record registrations by many distinct authors on
+ * the embedded node (solo orderer, SQLite), and p50/p99 submit→commit latency, through the
+ * node's own submission path (decode, signature check, durable log). The machine's Ed25519
+ * verify rate is measured in the same run as the ceiling the node is compared against.
+ *
+ *   npm run bench:embedded -- [--txs 20000] [--runs 3] [--authors 200]
+ */
+import { verify as nodeVerify, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { parseArgs } from 'node:util';
+import { fromBase64Url } from '@medledger/core/codec/bytes';
+import { Identity } from '@medledger/core/client/identity';
+import { patientCodeOf } from '@medledger/core/contracts/identity';
+import type { Tx } from '@medledger/core/ledger/tx';
+import { installNodeCrypto } from '../packages/node/src/crypto/node-crypto.ts';
+import { LedgerNode } from '../packages/node/src/ledger-node.ts';
+import { makeNetwork, recordBody, INSTITUTIONS } from '../test/test-network.ts';
+import { percentile, progress, report, summarise } from './bench-report.ts';
+
+installNodeCrypto();
+
+const { values: args } = parseArgs({
+  options: {
+    profile: { type: 'string' },
+    txs: { type: 'string', default: '20000' },
+    runs: { type: 'string', default: '3' },
+    authors: { type: 'string', default: '200' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const TXS = args.quick ? 4000 : Number(args.txs);
+const RUNS = Number(args.runs);
+const AUTHORS = args.quick ? 40 : Number(args.authors);
+const PATIENTS = 500;
+const IN_FLIGHT = 4000;
+
+/** The machine's ceiling: Ed25519 verifications per second, async on the thread pool. */
+async function verifyCeiling(): Promise<number> {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const msg = Buffer.alloc(48, 7);
+  const sig = nodeSign(null, msg, privateKey);
+  const n = 20000;
+  const t0 = performance.now();
+  let inflight: Promise<boolean>[] = [];
+  for (let i = 0; i < n; i++) {
+    inflight.push(new Promise((res, rej) => nodeVerify(null, msg, publicKey, sig, (e, ok) => (e ? rej(e) : res(ok)))));
+    if (inflight.length >= 512) {
+      await Promise.all(inflight);
+      inflight = [];
+    }
+  }
+  await Promise.all(inflight);
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** CPU profile of the timed part only (`--profile <file>`), for flame graphs. */
+async function startProfile(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return session;
+}
+
+async function stopProfile(session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+}
+
+async function oneRun(run: number): Promise<{ tps: number; p50: number; p99: number }> {
+  const net = await makeNetwork({ maxTxPerBlock: 2000, batchTimeoutMs: 10 }, INSTITUTIONS);
+  const node = await LedgerNode.start({
+    dataDir: net.nodeDir('hosp-a'),
+    genesis: net.genesis,
+    institution: 'hosp-a',
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const peer = node.peer;
+  const submitAndCommit = async (txs: { tx: Tx; txId: string }[]): Promise<void> => {
+    await Promise.all(txs.map((t) => peer.submit(t.tx)));
+    for (const t of txs) {
+      const s = await peer.waitForCommit(t.txId, 60_000);
+      if (s.status !== 'committed' || s.code !== 'OK') throw new Error(`setup tx ${t.tx.type}: ${JSON.stringify(s)}`);
+    }
+  };
+  // Many distinct authors: doctors at the two hospitals; patients registered at both.
+  progress(`embedded run ${run}: enrolling ${AUTHORS} doctors and ${PATIENTS} patients`);
+  const doctors: Identity[] = [];
+  const enrol = [];
+  for (let i = 0; i < AUTHORS; i++) {
+    const inst = i % 2 === 0 ? 'hosp-a' : 'hosp-b';
+    const d = await Identity.generate(`${inst}/d${i}`);
+    doctors.push(d);
+    enrol.push(
+      await net.institutions
+        .get(inst)!
+        .tx(net.network, 'identity.enrolStaff', {
+          localId: `d${i}`,
+          role: 'doctor',
+          signingKey: d.signingKey,
+          encryptionKey: d.encryptionKey,
+          displayName: `Doctor ${i}`,
+        }),
+    );
+  }
+  await submitAndCommit(enrol);
+  const patients: string[] = [];
+  const reg = [];
+  for (let i = 0; i < PATIENTS; i++) {
+    const p = await Identity.generate(`p${i}`);
+    const code = patientCodeOf(fromBase64Url(net.patientCodeKey), `BENCH-${i}`);
+    patients.push(code);
+    // Each patient's home alternates with the doctors' hospitals, so every registration is allowed.
+    reg.push(
+      await doctors[i % 2]!.tx(net.network, 'identity.registerPatient', {
+        patientCode: code,
+        signingKey: p.signingKey,
+        encryptionKey: p.encryptionKey,
+        possession: await p.possessionProof(net.network, code),
+      }),
+    );
+  }
+  await submitAndCommit(reg);
+
+  progress(`embedded run ${run}: signing ${TXS} registrations`);
+  const txs: { tx: Tx; txId: string }[] = [];
+  for (let i = 0; i < TXS; i++) {
+    const author = i % AUTHORS;
+    const patient = patients[(author % 2) + 2 * (Math.floor(i / AUTHORS) % (PATIENTS / 2))]!;
+    txs.push(await doctors[author]!.tx(net.network, 'records.register', recordBody(patient, 'Observation', `r${run}-${i}`)));
+  }
+
+  progress(`embedded run ${run}: submitting ${TXS} registrations`);
+  const submittedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  let committed = 0;
+  let rejected = 0;
+  let lastCommit = 0;
+  const done = new Promise<void>((resolve) => {
+    peer.on('block', (b) => {
+      const now = performance.now();
+      b.txIds.forEach((id, i) => {
+        const t = submittedAt.get(id);
+        if (t === undefined) return;
+        latencies.push(now - t);
+        committed++;
+        if (b.codes[i] !== 'OK') rejected++;
+      });
+      lastCommit = now;
+      if (committed >= TXS) resolve();
+    });
+  });
+  const session = args.profile !== undefined ? await startProfile() : null;
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < txs.length) {
+        const t = txs[next++]!;
+        submittedAt.set(t.txId, performance.now());
+        await peer.submit(t.tx);
+      }
+    }),
+  );
+  await done;
+  const seconds = (lastCommit - t0) / 1000;
+  if (session !== null) await stopProfile(session, `${args.profile!}.run${run}.cpuprofile`);
+  await node.stop();
+  rmSync(net.dir, { recursive: true, force: true });
+  if (rejected > 0) throw new Error(`${rejected} registrations were rejected`);
+  return { tps: TXS / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+const runs: { tps: number; p50: number; p99: number }[] = [];
+const ceilings: number[] = [];
+for (let r = 1; r <= RUNS; r++) {
+  progress(`embedded run ${r}/${RUNS}: Ed25519 ceiling`);
+  ceilings.push(await verifyCeiling());
+  runs.push(await oneRun(r));
+}
+const tps = summarise(
+  'committed tx/s (records.register)',
+  'tx/s',
+  runs.map((r) => r.tps),
+  { target: '≥ 8,000' },
+);
+const ceiling = summarise('Ed25519 verify/s, async, both cores (ceiling)', 'op/s', ceilings);
+report(
+  'embedded',
+  [
+    tps,
+    summarise(
+      'submit→commit p50',
+      'ms',
+      runs.map((r) => r.p50),
+    ),
+    summarise(
+      'submit→commit p99',
+      'ms',
+      runs.map((r) => r.p99),
+    ),
+    ceiling,
+    summarise(
+      'committed tx/s ÷ verify ceiling',
+      'ratio',
+      runs.map((r, i) => r.tps / ceilings[i]!),
+    ),
+  ],
+  {
+    txsPerRun: TXS,
+    runs: RUNS,
+    authors: AUTHORS,
+    patients: PATIENTS,
+    inFlight: IN_FLIGHT,
+    maxTxPerBlock: 2000,
+    batchTimeoutMs: 10,
+    path: 'in-process submit (decode, verify, durable log)',
+  },
+);
