@@ -96,15 +96,13 @@ async function oneRun(run: number): Promise<{ tps: number; p50: number; p99: num
     const d = await Identity.generate(`${inst}/d${i}`);
     doctors.push(d);
     enrol.push(
-      await net.institutions
-        .get(inst)!
-        .tx(net.network, 'identity.enrolStaff', {
-          localId: `d${i}`,
-          role: 'doctor',
-          signingKey: d.signingKey,
-          encryptionKey: d.encryptionKey,
-          displayName: `Doctor ${i}`,
-        }),
+      await net.institutions.get(inst)!.tx(net.network, 'identity.enrolStaff', {
+        localId: `d${i}`,
+        role: 'doctor',
+        signingKey: d.signingKey,
+        encryptionKey: d.encryptionKey,
+        displayName: `Doctor ${i}`,
+      }),
     );
   }
   await submitAndCommit(enrol);

@@ -95,7 +95,10 @@ export function vote(input: ContractInput<Static<typeof VoteBody>>): void {
     proposal.status = 'accepted';
     proposal.decidedAtHeight = ctx.height;
     if (proposal.action === 'admit' && proposal.institution !== null) {
+      // Re-checked at the deciding vote: another admission or enrolment may have taken the id
+      // or the key since the proposal was made.
       if (draft.get('members', proposal.institution.id) !== undefined) reject('ALREADY_EXISTS', 'Institution id is taken.');
+      if (draft.get('keys', keyId(proposal.institution.signingKey)) !== undefined) reject('ALREADY_EXISTS', 'Signing key is in use.');
       admitInstitution(draft, proposal.institution, ctx.time, ctx.height);
     } else {
       const m = draft.get<Member>('members', proposal.institutionId);

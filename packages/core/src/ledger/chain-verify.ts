@@ -97,6 +97,7 @@ export async function verifyChain(
     if (block.codes.length !== block.txs.length) fail(h.height, 'codes and transactions differ in number');
     if (h.height === 0) {
       if (blockHash(h) !== blockHash(g.block.header)) fail(0, 'genesis block differs from the genesis document');
+      if (block.txs.length !== 0) fail(0, 'the genesis block holds transactions');
       state.apply(g.writes, []);
     } else {
       const entries: BlockEntry[] = [];

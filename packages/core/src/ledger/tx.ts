@@ -8,6 +8,7 @@ import { concatBytes, fromBase64Url, fromHex, toBase64Url, utf8 } from '../codec
 import { sha256Hex } from '../crypto/hash.ts';
 import { keyId, sign, verify } from '../crypto/ed25519.ts';
 import { randomNonce } from '../crypto/random.ts';
+import { Type } from '@sinclair/typebox';
 import { MedledgerError } from '../errors.ts';
 import { isTxType, type TxType } from './tx-types.ts';
 
@@ -29,6 +30,21 @@ export interface Tx extends UnsignedTx {
   /** base64url Ed25519 signature over `txSigningMessage(txId)` */
   signature: string;
 }
+
+/** The envelope as JSON Schema, for API descriptions; `decodeTx` is what enforces it. */
+export const TxEnvelopeSchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    network: Type.String({ pattern: '^[0-9a-f]{32}$', description: 'network id (first 128 bits of the genesis hash)' }),
+    type: Type.String({ description: 'transaction type, e.g. records.register' }),
+    body: Type.Record(Type.String(), Type.Unknown(), { description: 'the type’s body' }),
+    author: Type.String({ pattern: '^k[0-9a-f]{40}$', description: 'key id of the author' }),
+    nonce: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+    createdAt: Type.Integer({ minimum: 0, description: 'author’s clock, ms; informative only' }),
+    signature: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$', description: 'Ed25519 over "medledger/tx/v1\\n" || txId' }),
+  },
+  { additionalProperties: false },
+);
 
 const ENVELOPE_KEYS = ['v', 'network', 'type', 'body', 'author', 'nonce', 'createdAt', 'signature'] as const;
 const KEY_ID = /^k[0-9a-f]{40}$/;

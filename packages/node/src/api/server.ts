@@ -11,7 +11,7 @@ import { buildReceipt } from '@medledger/core/ledger/receipt';
 import { MedledgerError } from '@medledger/core/errors';
 import type { JsonValue } from '@medledger/core/codec/canonical-json';
 import type { Member } from '@medledger/core/contracts/state';
-import { txIdOf } from '@medledger/core/ledger/tx';
+import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import { toHttpError } from './http-errors.ts';
 
@@ -98,12 +98,15 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   app.post(
     '/api/tx',
     {
+      // The schema documents the envelope; decodeTx checks it, so errors carry TX_* codes.
+      validatorCompiler: () => () => true,
       schema: {
         summary: 'Submit a signed transaction',
         description:
           'Answers once the tx is durable (`accepted`). With `wait=commit`, answers once it is in a block, with its validity code.',
         tags: ['ledger'],
         querystring: Type.Object({ wait: Type.Optional(Type.Union([Type.Literal('commit'), Type.Literal('none')])) }),
+        body: TxEnvelopeSchema,
         response: {
           200: Type.Object({
             txId: Hex64,
@@ -117,7 +120,9 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       },
     },
     async (req, reply) => {
-      const q = req.query as { wait?: 'commit' | 'none' };
+      const q = req.query as { wait?: string };
+      if (q.wait !== undefined && q.wait !== 'commit' && q.wait !== 'none')
+        throw new MedledgerError('BAD_REQUEST', { details: 'wait is commit or none.' });
       const { txId, status } = await peer.submit(req.body);
       const final = q.wait === 'commit' ? await peer.waitForCommit(txId, 30_000) : status;
       if (final.status === 'committed')
