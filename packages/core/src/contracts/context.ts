@@ -15,6 +15,11 @@ export interface BlockContext {
   /** block time in ms, from the orderer */
   time: number;
   verifySignature(publicKey: string, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * Optional answer from signatures checked ahead of time: true when this tx's own signature
+   * was verified against exactly `publicKey`; undefined when not known.
+   */
+  checkedTxSignature?: (txId: string, publicKey: string) => boolean | undefined;
 }
 
 export interface LedgerEvent {
@@ -44,7 +49,8 @@ export function reject(code: ErrorCode, details?: string): never {
 
 /**
  * A copy-on-write view of the state for one transaction: reads see this tx's own writes first.
- * Values are returned as fresh copies, so a contract cannot change state by mutating them.
+ * Values are returned as fresh copies (a `StateReader` must return a value no one else holds),
+ * so a contract cannot change state by mutating them.
  */
 export class Draft {
   readonly writes = new Map<string, StateWrite>();
@@ -52,8 +58,9 @@ export class Draft {
 
   get<T>(table: StateTable, key: string): T | undefined {
     const w = this.writes.get(table + '\u0000' + key);
-    const v = w === undefined ? this.base.get(table, key) : (w.value ?? undefined);
-    return v === undefined ? undefined : (structuredClone(v) as T);
+    // StateReader.get returns a fresh value; this draft's own writes are copied on the way out.
+    if (w === undefined) return this.base.get(table, key) as T | undefined;
+    return w.value === null ? undefined : (structuredClone(w.value) as T);
   }
 
   put(table: StateTable, key: string, value: object | null): void {

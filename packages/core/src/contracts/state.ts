@@ -24,6 +24,7 @@ export const StateTables = [
 export type StateTable = (typeof StateTables)[number];
 
 export interface StateReader {
+  /** The value, as a fresh object the caller may keep or change without effect on the state. */
   get(table: StateTable, key: string): JsonValue | undefined;
 }
 

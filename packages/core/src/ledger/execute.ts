@@ -41,7 +41,7 @@ class BlockState implements StateReader {
   constructor(private readonly base: StateReader) {}
   get(table: StateTable, key: string): JsonValue | undefined {
     const w = this.changes.get(table + '\u0000' + key);
-    if (w !== undefined) return w.value ?? undefined;
+    if (w !== undefined) return w.value === null ? undefined : structuredClone(w.value);
     return this.base.get(table, key);
   }
 }
@@ -83,7 +83,11 @@ export function executeBlock(state: StateReader, chain: ChainIndex, entries: rea
     try {
       if (tx.network !== ctx.network) throw new MedledgerError('TX_WRONG_NETWORK');
       const principal = resolvePrincipal(block, tx);
-      if (!ctx.verifySignature(principal.key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature))) {
+      const checked = ctx.checkedTxSignature?.(txId, principal.key.publicKey);
+      if (
+        checked === false ||
+        (checked === undefined && !ctx.verifySignature(principal.key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature)))
+      ) {
         throw new MedledgerError('TX_BAD_SIGNATURE');
       }
       const nonceKey = tx.author + ' ' + tx.nonce;

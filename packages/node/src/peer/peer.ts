@@ -4,7 +4,7 @@
  * transaction → publish events. Signatures of batch n+1 are checked while batch n executes.
  */
 import { EventEmitter } from 'node:events';
-import { bytesEqual, fromBase64Url, toBase64Url } from '@medledger/core/codec/bytes';
+import { fromBase64Url } from '@medledger/core/codec/bytes';
 import type { LedgerEvent } from '@medledger/core/contracts/context';
 import type { KeyEntry, StateWrite } from '@medledger/core/contracts/state';
 import { blockHash, chainStateRoot, encodeWrites, resultsHashOf, txRootOf, type Block } from '@medledger/core/ledger/block';
@@ -175,7 +175,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     // A tx already in the chain, or twice in the batch, is ordered once (DESIGN §4).
     const seen = new Set<string>();
     const fresh = entries.filter((e) => {
-      if (seen.has(e.txId) || this.store.hasTx(e.txId)) return false;
+      // A tx this process let in was not in the chain then, and the orderer holds it once.
+      if (seen.has(e.txId) || (!this.ingressKeys.has(e.txId) && this.store.hasTx(e.txId))) return false;
       seen.add(e.txId);
       return true;
     });
@@ -213,21 +214,14 @@ export class Peer extends EventEmitter<PeerEvents> {
   private buildBlock(fresh: readonly OrderedTx[], time: number, position: string, verified: Map<string, string | null>): Built {
     const head = this.store.head();
     const height = head.height + 1;
-    const checked = new Map<string, { publicKey: string; message: Uint8Array }>();
-    for (const e of fresh) {
-      const publicKey = verified.get(e.txId);
-      if (publicKey !== undefined && publicKey !== null) checked.set(e.tx.signature, { publicKey, message: txSigningMessage(e.txId) });
-    }
     const exec = executeBlock(this.store, this.store, fresh, {
       network: this.network,
       height,
       time,
-      verifySignature(publicKey, message, signature) {
-        // Ahead-of-time answers hold only for exactly that key, message and signature.
-        const pre = checked.get(toBase64Url(signature));
-        if (pre !== undefined && pre.publicKey === publicKey && bytesEqual(pre.message, message)) return true;
-        return verifySync(publicKey, message, signature);
-      },
+      // Signatures checked ahead (at this node's door or while the previous block ran) hold
+      // only for exactly that tx and key; anything else is checked now.
+      checkedTxSignature: (txId, publicKey) => (verified.get(txId) === publicKey ? true : undefined),
+      verifySignature: verifySync,
     });
     const txIds = fresh.map((e) => e.txId);
     const encoded = encodeWrites(exec.writes);

@@ -12,7 +12,7 @@ import type { ChainIndex, TxCode } from '@medledger/core/ledger/execute';
 import { genesisBlock, networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
 import type { Tx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
-import { SCHEMA_VERSION, schemaStatements, stateTableName } from './schema.ts';
+import { QUERY_COLUMNS, SCHEMA_VERSION, schemaStatements, stateTableName } from './schema.ts';
 
 export interface Head {
   height: number;
@@ -43,8 +43,8 @@ const HOT_CACHE_ENTRIES = 200_000;
 
 export class LedgerStore implements StateReader, ChainIndex {
   readonly db: Database.Database;
-  private readonly getStmts = new Map<StateTable, Database.Statement<[string], { value: string }>>();
-  private readonly putStmts = new Map<StateTable, Database.Statement<[string, string]>>();
+  private readonly getStmts = new Map<StateTable, Database.Statement<[string], string>>();
+  private readonly putStmts = new Map<StateTable, Database.Statement<unknown[]>>();
   private readonly delStmts = new Map<StateTable, Database.Statement<[string]>>();
   private readonly stmt: {
     nonce: Database.Statement<[string, string], Row>;
@@ -76,19 +76,23 @@ export class LedgerStore implements StateReader, ChainIndex {
     this.db.pragma('cache_size = -65536');
     for (const t of StateTables) {
       const name = stateTableName(t);
-      this.getStmts.set(t, this.db.prepare(`SELECT value FROM ${name} WHERE key = ?`));
+      this.getStmts.set(t, this.db.prepare<[string], string>(`SELECT value FROM ${name} WHERE key = ?`).pluck());
       if (!options.readonly) {
+        const cols = (QUERY_COLUMNS[t] ?? []).map(([c]) => c);
         this.putStmts.set(
           t,
-          this.db.prepare(`INSERT INTO ${name}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
+          this.db.prepare(
+            `INSERT INTO ${name}(key, value${cols.map((c) => `, ${c}`).join('')}) VALUES (?, ?${cols.map(() => ', ?').join('')}) ` +
+              `ON CONFLICT(key) DO UPDATE SET value = excluded.value${cols.map((c) => `, ${c} = excluded.${c}`).join('')}`,
+          ),
         );
         this.delStmts.set(t, this.db.prepare(`DELETE FROM ${name} WHERE key = ?`));
       }
     }
     const ro = options.readonly ?? false;
     this.stmt = {
-      nonce: this.db.prepare("SELECT 1 AS x FROM txs WHERE author = ? AND nonce = ? AND code = 'OK'"),
-      hasTx: this.db.prepare('SELECT 1 AS x FROM txs WHERE tx_id = ?'),
+      nonce: this.db.prepare<[string, string], Row>("SELECT 1 AS x FROM txs WHERE author = ? AND nonce = ? AND code = 'OK'").raw(),
+      hasTx: this.db.prepare<[string], Row>('SELECT 1 AS x FROM txs WHERE tx_id = ?').raw(),
       insertTx: ro
         ? (null as never)
         : this.db.prepare('INSERT INTO txs(tx_id, height, idx, code, author, nonce, type) VALUES (?, ?, ?, ?, ?, ?, ?)'),
@@ -137,12 +141,12 @@ export class LedgerStore implements StateReader, ChainIndex {
       const k = table + '\u0000' + key;
       text = this.hot.get(k);
       if (text === undefined) {
-        text = this.getStmts.get(table)!.get(key)?.value ?? null;
+        text = this.getStmts.get(table)!.get(key) ?? null;
         if (this.hot.size >= HOT_CACHE_ENTRIES) this.hot.clear();
         this.hot.set(k, text);
       }
     } else {
-      text = this.getStmts.get(table)!.get(key)?.value;
+      text = this.getStmts.get(table)!.get(key);
     }
     return text === undefined || text === null ? undefined : (JSON.parse(text) as JsonValue);
   }
@@ -191,7 +195,11 @@ export class LedgerStore implements StateReader, ChainIndex {
     writes.forEach((w, i) => {
       const text = w.value === null ? null : (values?.[i] ?? canonicalJson(w.value));
       if (text === null) this.delStmts.get(w.table)!.run(w.key);
-      else this.putStmts.get(w.table)!.run(w.key, text);
+      else {
+        const fields = QUERY_COLUMNS[w.table];
+        const v = w.value as Record<string, unknown>;
+        this.putStmts.get(w.table)!.run(w.key, text, ...(fields === undefined ? [] : fields.map(([, field]) => v[field] ?? null)));
+      }
       if (HOT_TABLES.has(w.table)) this.hot.set(w.table + '\u0000' + w.key, text);
     });
     this.headCache = { height: h.height, hash, stateRoot: h.stateRoot, time: h.time, position: h.position };

@@ -1,35 +1,35 @@
 /**
  * The node's SQLite schema: blocks, the transaction index, and the world state as one table
- * per state table. Columns that queries filter on are generated from the JSON value and
- * indexed, so the stored value stays the single source of truth.
+ * per state table. Columns that queries filter on are copies of fields of the JSON value,
+ * written with it and indexed; the value stays the source of truth and `verify` checks both.
  */
 import { StateTables, type StateTable } from '@medledger/core/contracts/state';
 
 export const SCHEMA_VERSION = 1;
 
-/** Generated, indexed columns per state table: [column, JSON path, SQL type]. */
-const GENERATED: Partial<Record<StateTable, [string, string, 'TEXT' | 'INTEGER'][]>> = {
+/** Indexed columns per state table: [column, field of the value, SQL type]. */
+export const QUERY_COLUMNS: Partial<Record<StateTable, readonly (readonly [string, string, 'TEXT' | 'INTEGER'])[]>> = {
   records: [
-    ['patient_code', '$.patientCode', 'TEXT'],
-    ['category', '$.category', 'TEXT'],
-    ['custodian', '$.custodian', 'TEXT'],
-    ['registered_at', '$.registeredAt', 'INTEGER'],
+    ['patient_code', 'patientCode', 'TEXT'],
+    ['category', 'category', 'TEXT'],
+    ['custodian', 'custodian', 'TEXT'],
+    ['registered_at', 'registeredAt', 'INTEGER'],
   ],
-  consents: [['patient_code', '$.patientCode', 'TEXT']],
+  consents: [['patient_code', 'patientCode', 'TEXT']],
   accessRequests: [
-    ['patient_code', '$.patientCode', 'TEXT'],
-    ['created_at', '$.createdAt', 'INTEGER'],
+    ['patient_code', 'patientCode', 'TEXT'],
+    ['created_at', 'createdAt', 'INTEGER'],
   ],
   regRequests: [
-    ['patient_code', '$.patientCode', 'TEXT'],
-    ['created_at', '$.createdAt', 'INTEGER'],
+    ['patient_code', 'patientCode', 'TEXT'],
+    ['created_at', 'createdAt', 'INTEGER'],
   ],
   accessLog: [
-    ['patient_code', '$.patientCode', 'TEXT'],
-    ['time', '$.time', 'INTEGER'],
+    ['patient_code', 'patientCode', 'TEXT'],
+    ['time', 'time', 'INTEGER'],
   ],
-  reviews: [['status', '$.status', 'TEXT']],
-  proposals: [['created_at', '$.createdAt', 'INTEGER']],
+  reviews: [['status', 'status', 'TEXT']],
+  proposals: [['created_at', 'createdAt', 'INTEGER']],
 };
 
 const INDEXES: string[] = [
@@ -69,9 +69,7 @@ export function schemaStatements(): string[] {
     "CREATE UNIQUE INDEX IF NOT EXISTS txs_nonce ON txs(author, nonce) WHERE code = 'OK'",
   ];
   for (const t of StateTables) {
-    const gen = (GENERATED[t] ?? []).map(
-      ([col, path, type]) => `, ${col} ${type} GENERATED ALWAYS AS (json_extract(value, '${path}')) VIRTUAL`,
-    );
+    const gen = (QUERY_COLUMNS[t] ?? []).map(([col, , type]) => `, ${col} ${type}`);
     out.push(`CREATE TABLE IF NOT EXISTS ${stateTableName(t)} (key TEXT PRIMARY KEY, value TEXT NOT NULL${gen.join('')}) WITHOUT ROWID`);
   }
   return [...out, ...INDEXES];
