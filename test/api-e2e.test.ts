@@ -434,3 +434,31 @@ describe('verification of the data directory', () => {
     expect(result.stateRoot).toBe(node.peer.store.head().stateRoot);
   });
 });
+
+describe('request limits', () => {
+  it('answers RATE_LIMITED past the per-client rate', async () => {
+    const limited = await makeNetwork();
+    const small = await LedgerNode.start({
+      dataDir: limited.nodeDir('hosp-a'),
+      genesis: limited.genesis,
+      institution: 'hosp-a',
+      host: '127.0.0.1',
+      port: 0,
+      rateLimitPerMinute: 5,
+    });
+    try {
+      const statuses: number[] = [];
+      let last: Record<string, unknown> = {};
+      for (let i = 0; i < 7; i++) {
+        const r = await http('GET', `${small.url}/api/health`);
+        statuses.push(r.status);
+        last = r.body;
+      }
+      expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+      expect(statuses[6]).toBe(429);
+      expect(last['code']).toBe('RATE_LIMITED');
+    } finally {
+      await small.stop();
+    }
+  });
+});

@@ -42,5 +42,7 @@ it('serves an OpenAPI 3 document covering the API, equal to docs/openapi.json', 
     expect(Object.keys(doc.paths)).toContain(path);
   }
   if (process.env['UPDATE_OPENAPI'] === '1') writeFileSync(SNAPSHOT, JSON.stringify(doc, null, 2) + '\n');
-  expect(JSON.parse(readFileSync(SNAPSHOT, 'utf8')), 'docs/openapi.json is stale: run UPDATE_OPENAPI=1 npx vitest run openapi').toEqual(doc);
+  expect(JSON.parse(readFileSync(SNAPSHOT, 'utf8')), 'docs/openapi.json is stale: run UPDATE_OPENAPI=1 npx vitest run openapi').toEqual(
+    doc,
+  );
 });

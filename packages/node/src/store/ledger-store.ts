@@ -44,7 +44,7 @@ const HOT_CACHE_ENTRIES = 200_000;
 export class LedgerStore implements StateReader, ChainIndex {
   readonly db: Database.Database;
   private readonly getStmts = new Map<StateTable, Database.Statement<[string], string>>();
-  private readonly putStmts = new Map<StateTable, Database.Statement<unknown[]>>();
+  private readonly putStmts = new Map<StateTable, Database.Statement>();
   private readonly delStmts = new Map<StateTable, Database.Statement<[string]>>();
   private readonly stmt: {
     nonce: Database.Statement<[string, string], Row>;

@@ -40,7 +40,7 @@ export function registerNetworkCommands(program: Command): void {
     .description('Create a new network: genesis, the Issuer’s keys and a data directory per founding institution')
     .requiredOption('--dir <dir>', 'directory to create the network in')
     .option('--name <name>', 'network name', 'medledger consortium')
-    .option('--institution <id:kind[:name]...>', 'founding institution (repeat); kind: hospital, clinic, laboratory, research', [
+    .option('--institution <spec...>', 'founding institutions as id:kind[:name]; kind: hospital, clinic, laboratory, research', [
       'hosp-a:hospital:Hospital A',
       'hosp-b:hospital:Hospital B',
       'clinic-c:clinic:Clinic C',

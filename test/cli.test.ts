@@ -1,0 +1,202 @@
+/**
+ * The `medledger` CLI as a person uses it: `--help` on every command, `init` a network, `start`
+ * a node from it, act as identities with `keys`, `tx`, `consent`, `access`, and read back.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Identity } from '@medledger/core/client/identity';
+import { patientCodeOf } from '@medledger/core/contracts/identity';
+import { fromBase64Url } from '@medledger/core/codec/bytes';
+import type { IdentityFile } from '@medledger/core/client/identity';
+import { writeJson } from '../packages/node/src/config/data-dir.ts';
+import { CLI, NodeProcess, freePort, tempDir } from './test-network.ts';
+
+function medledger(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const COMMANDS = [
+  [],
+  ['init'],
+  ['start'],
+  ['demo'],
+  ['keys'],
+  ['keys', 'generate'],
+  ['keys', 'show'],
+  ['tx'],
+  ['tx', 'submit'],
+  ['tx', 'status'],
+  ['records'],
+  ['records', 'search'],
+  ['records', 'show'],
+  ['consent'],
+  ['consent', 'grant'],
+  ['consent', 'revoke'],
+  ['consent', 'list'],
+  ['access'],
+  ['access', 'request'],
+  ['access', 'approve'],
+  ['access', 'deny'],
+  ['access', 'requests'],
+  ['access', 'log'],
+  ['verify'],
+];
+
+describe('help', () => {
+  it.each(COMMANDS.map((c) => [c.join(' ') || '(top)', c]))('medledger %s --help', (_name, cmd) => {
+    const r = medledger(...cmd, '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Usage: medledger/);
+  });
+});
+
+describe('a network made and used from the command line', () => {
+  let node: NodeProcess | null = null;
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+  });
+
+  it('init, start, enrol, register a patient, consent, access, log, verify', async () => {
+    const dir = join(tempDir('cli'), 'net');
+    const init = medledger('init', '--dir', dir, '--institution', 'hosp-a:hospital:Hospital A', 'hosp-b:hospital:Hospital B');
+    expect(init.status, init.stderr).toBe(0);
+    expect(init.stdout).toContain('network');
+    node = await NodeProcess.start(join(dir, 'hosp-a'), await freePort());
+    const n = ['--node', node.url];
+
+    const work = tempDir('cli-keys');
+    const doctorFile = join(work, 'doctor.json');
+    const gen = medledger('--json', 'keys', 'generate', '--label', 'hosp-b/dr', '--out', doctorFile);
+    expect(gen.status, gen.stderr).toBe(0);
+    const doctor = JSON.parse(gen.stdout) as { signingKey: string; encryptionKey: string };
+    const hospB = join(dir, 'hosp-b', 'keys', 'hosp-b.json');
+    const hospA = join(dir, 'hosp-a', 'keys', 'hosp-a.json');
+    const enrol = medledger(
+      '--json',
+      'tx',
+      'submit',
+      '--key',
+      hospB,
+      ...n,
+      '--type',
+      'identity.enrolStaff',
+      '--body',
+      JSON.stringify({
+        localId: 'dr',
+        role: 'doctor',
+        signingKey: doctor.signingKey,
+        encryptionKey: doctor.encryptionKey,
+        displayName: 'Dr B',
+      }),
+    );
+    expect(enrol.status, enrol.stderr).toBe(0);
+    expect(JSON.parse(enrol.stdout)).toMatchObject({ status: 'committed', code: 'OK' });
+
+    // A registrar at hosp-a registers a patient whose keys were made on the patient's side.
+    const registrarFile = join(work, 'ops.json');
+    const ops = JSON.parse(medledger('--json', 'keys', 'generate', '--label', 'hosp-a/ops', '--out', registrarFile).stdout) as {
+      signingKey: string;
+      encryptionKey: string;
+    };
+    expect(
+      JSON.parse(
+        medledger(
+          '--json',
+          'tx',
+          'submit',
+          '--key',
+          hospA,
+          ...n,
+          '--type',
+          'identity.enrolStaff',
+          '--body',
+          JSON.stringify({
+            localId: 'ops',
+            role: 'operator',
+            signingKey: ops.signingKey,
+            encryptionKey: ops.encryptionKey,
+            displayName: 'Ops',
+          }),
+        ).stdout,
+      ),
+    ).toMatchObject({ code: 'OK' });
+    const consortium = JSON.parse(readFileSync(join(dir, 'hosp-a', 'consortium.json'), 'utf8')) as { patientCodeKey: string };
+    const code = patientCodeOf(fromBase64Url(consortium.patientCodeKey), 'CLI-PATIENT-1');
+    const patient = await Identity.generate('patient');
+    const patientFile = join(work, 'patient.json');
+    writeJson(patientFile, patient.file satisfies IdentityFile, true);
+    const health = (await (await fetch(`${node.url}/api/health`)).json()) as { network: string };
+    const reg = medledger(
+      '--json',
+      'tx',
+      'submit',
+      '--key',
+      registrarFile,
+      ...n,
+      '--type',
+      'identity.registerPatient',
+      '--body',
+      JSON.stringify({
+        patientCode: code,
+        signingKey: patient.signingKey,
+        encryptionKey: patient.encryptionKey,
+        possession: await patient.possessionProof(health.network, code),
+      }),
+    );
+    expect(JSON.parse(reg.stdout)).toMatchObject({ code: 'OK' });
+
+    const req = medledger('--json', 'access', 'request', '--key', doctorFile, ...n, '--patient-code', code, '--reason', 'referral');
+    expect(req.status, req.stderr).toBe(0);
+    const requestId = (JSON.parse(req.stdout) as { txId: string }).txId;
+    const approve = medledger('--json', 'access', 'approve', '--key', patientFile, ...n, requestId);
+    expect(JSON.parse(approve.stdout)).toMatchObject({ code: 'OK' });
+    const grant = medledger(
+      '--json',
+      'consent',
+      'grant',
+      '--key',
+      patientFile,
+      ...n,
+      '--patient-code',
+      code,
+      '--institution',
+      'hosp-b',
+      '--category',
+      'Condition',
+      '--days',
+      '30',
+    );
+    expect(JSON.parse(grant.stdout)).toMatchObject({ code: 'OK' });
+    const consents = JSON.parse(medledger('--json', 'consent', 'list', ...n, '--patient-code', code).stdout) as { status: string }[];
+    expect(consents).toHaveLength(2);
+    const revoke = medledger(
+      '--json',
+      'consent',
+      'revoke',
+      '--key',
+      patientFile,
+      ...n,
+      (JSON.parse(grant.stdout) as { txId: string }).txId,
+    );
+    expect(JSON.parse(revoke.stdout)).toMatchObject({ code: 'OK' });
+    const requests = JSON.parse(medledger('--json', 'access', 'requests', ...n, '--patient-code', code).stdout) as { status: string }[];
+    expect(requests[0]?.status).toBe('approved');
+
+    // Wrong role from the CLI: a coded answer, exit 0 (the tx is recorded as rejected).
+    const denied = medledger('--json', 'access', 'approve', '--key', doctorFile, ...n, requestId);
+    expect(JSON.parse(denied.stdout)).toMatchObject({ code: 'ROLE_FORBIDDEN' });
+    // Bad input: a clear coded error and a non-zero exit.
+    const bad = medledger('tx', 'submit', '--key', doctorFile, ...n, '--type', 'records.destroy', '--body', '{}');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('TX_UNKNOWN_TYPE');
+
+    await node.kill('SIGTERM');
+    node = null;
+    const verify = medledger('verify', join(dir, 'hosp-a'));
+    expect(verify.status, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('intact');
+  });
+});
