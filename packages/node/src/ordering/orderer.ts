@@ -17,13 +17,19 @@ export interface OrderedBatch {
   position: string;
 }
 
+/** Where the peer stands: the position and height of its last committed block. */
+export interface OrdererStart {
+  position: string;
+  height: number;
+}
+
 export interface Orderer {
   readonly kind: 'solo' | 'nats';
   /**
-   * Delivers, in order and one at a time, every batch after `fromPosition`; `deliver` resolving
-   * means the peer has taken the batch.
+   * Delivers, in order and one at a time, every batch after `from.position`; `deliver`
+   * resolving means the peer has taken the batch. Each batch becomes block `from.height + n`.
    */
-  start(fromPosition: string, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void>;
+  start(from: OrdererStart, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void>;
   /** Resolves once the entries are durable: this is what "accepted" means. */
   submit(entries: readonly OrderedTx[]): Promise<void>;
   /** The peer has committed up to `position`; the orderer may drop what lies before. */

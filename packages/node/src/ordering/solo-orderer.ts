@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeTx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
-import type { OrderedBatch, OrderedTx, Orderer } from './orderer.ts';
+import type { OrderedBatch, OrderedTx, Orderer, OrdererStart } from './orderer.ts';
 
 export interface SoloOrdererOptions {
   dir: string;
@@ -74,9 +74,9 @@ export class SoloOrderer implements Orderer {
     this.now = o.now ?? Date.now;
   }
 
-  async start(fromPosition: string, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void> {
+  async start(start: OrdererStart, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void> {
     mkdirSync(this.o.dir, { recursive: true });
-    const from = fromPosition === '' ? 0 : Number(fromPosition);
+    const from = start.position === '' ? 0 : Number(start.position);
     this.recover(from);
     this.deliver = deliver;
     this.lastTime = 0;

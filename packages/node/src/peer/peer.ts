@@ -69,7 +69,8 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   async start(): Promise<void> {
     this.store.initialise(this.genesis);
-    await this.orderer.start(this.store.head().position, (batch) => this.onBatch(batch));
+    const head = this.store.head();
+    await this.orderer.start({ position: head.position, height: head.height }, (batch) => this.onBatch(batch));
   }
 
   async stop(): Promise<void> {
@@ -180,7 +181,8 @@ export class Peer extends EventEmitter<PeerEvents> {
       seen.add(e.txId);
       return true;
     });
-    if (fresh.length === 0) return;
+    // A batch whose every tx was a repeat still makes a (empty) block: block heights must
+    // equal the orderer's batch count on every node, which a restart resumes from.
     const head = this.store.head();
     this.commit(this.buildBlock(fresh, Math.max(batch.time, head.time), batch.position, verified));
   }
