@@ -10,10 +10,13 @@ import { LedgerStore } from './store/ledger-store.ts';
 import { SoloOrderer } from './ordering/solo-orderer.ts';
 import { Peer } from './peer/peer.ts';
 import { createApi } from './api/server.ts';
-import { DataDirFiles } from './config/data-dir.ts';
+import { DataDirFiles, type NodeConfig } from './config/data-dir.ts';
+import { NatsOrderer } from './ordering/nats-orderer.ts';
 
 export interface LedgerNodeOptions {
   dataDir: string;
+  /** solo (default): the local log; nats: the consortium's JetStream stream */
+  ordering?: NodeConfig['ordering'];
   genesis: Genesis;
   institution: string;
   host: string;
@@ -34,12 +37,12 @@ export class LedgerNode {
     installNodeCrypto();
     const store = new LedgerStore(join(o.dataDir, DataDirFiles.chain));
     const cfg = o.genesis.config;
-    const orderer = new SoloOrderer({
-      dir: join(o.dataDir, DataDirFiles.orderer),
-      maxTxPerBlock: cfg.maxTxPerBlock,
-      batchTimeoutMs: cfg.batchTimeoutMs,
-      maxTxBytes: cfg.maxTxBytes,
-    });
+    const ordering = o.ordering ?? { kind: 'solo' };
+    const limits = { maxTxPerBlock: cfg.maxTxPerBlock, batchTimeoutMs: cfg.batchTimeoutMs, maxTxBytes: cfg.maxTxBytes };
+    const orderer =
+      ordering.kind === 'nats'
+        ? new NatsOrderer({ servers: ordering.servers, stream: ordering.stream, replicas: ordering.replicas, ...limits })
+        : new SoloOrderer({ dir: join(o.dataDir, DataDirFiles.orderer), ...limits });
     const peer = new Peer(store, orderer, o.genesis);
     await peer.start();
     const node = new LedgerNode(peer, o);

@@ -14,7 +14,18 @@ import { MedledgerError } from '@medledger/core/errors';
 export const NodeConfigSchema = Type.Object(
   {
     institution: Type.String(),
-    ordering: Type.Object({ kind: Type.Literal('solo') }, { additionalProperties: false }),
+    ordering: Type.Union([
+      Type.Object({ kind: Type.Literal('solo') }, { additionalProperties: false }),
+      Type.Object(
+        {
+          kind: Type.Literal('nats'),
+          servers: Type.Array(Type.String(), { minItems: 1 }),
+          stream: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+          replicas: Type.Integer({ minimum: 1, maximum: 5 }),
+        },
+        { additionalProperties: false },
+      ),
+    ]),
     api: Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
     rateLimitPerMinute: Type.Integer({ minimum: 1 }),
   },

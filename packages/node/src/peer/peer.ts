@@ -82,6 +82,13 @@ export class Peer extends EventEmitter<PeerEvents> {
     return this.halted;
   }
 
+  /** Stops committing (e.g. on divergence from a certified block): safety before liveness. */
+  halt(reason: unknown): void {
+    if (this.halted !== null) return;
+    this.halted = reason;
+    this.emit('error', reason);
+  }
+
   /**
    * Checks a submission the way execution will (shape, network, known author, signature, replay)
    * so that bad input is refused with its code and never reaches the log; then makes it durable.

@@ -89,6 +89,7 @@ export function registerNetworkCommands(program: Command): void {
         host: o.host ?? config.api.host,
         port: o.port !== undefined ? Number(o.port) : config.api.port,
         rateLimitPerMinute: config.rateLimitPerMinute,
+        ordering: config.ordering,
         logger: o.log,
       });
       process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);

@@ -1,0 +1,225 @@
+/**
+ * Finality on a consortium (DESIGN §2): after each committed block this validator signs
+ * `(height, blockHash, stateRoot)` and publishes the vote to the votes stream (a stream, so a
+ * late node reads every vote); every node collects the votes, checks each signature against the
+ * validator set in force at that height, and stores a certificate once a quorum agrees. A node
+ * that sees a quorum for another block than its own stops committing and reports DIVERGENCE,
+ * naming which validators signed what (safety before liveness).
+ *
+ * The validator set in force at height h is that of the state after block h-1: an admission or
+ * removal committed in block k changes the set from height k+1 on.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { DeliverPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { MedledgerError } from '@medledger/core/errors';
+import type { Member } from '@medledger/core/contracts/state';
+import type { Signer } from '@medledger/core/ledger/tx';
+import { keyId } from '@medledger/core/crypto/ed25519';
+import { quorumSize, signVote, verifyVote, type FinalityCertificate, type Validator, type Vote } from '@medledger/core/ledger/finality';
+import type { QuorumRule } from '@medledger/core/ledger/genesis';
+import type { CommittedBlock, Peer } from './peer.ts';
+
+export interface FinalityOptions {
+  servers: string[];
+  /** the votes stream's name */
+  stream: string;
+  replicas: number;
+  quorum: QuorumRule;
+  /** this node's validator key; absent on a node that only follows */
+  signer: Signer | null;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class FinalityTracker {
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private messages: ConsumerMessages | null = null;
+  private loop: Promise<void> = Promise.resolve();
+  private divergence: { height: number; ours: string; certified: string; signers: Record<string, string> } | null = null;
+  /** validators seen signing a different block or state root than this node computed */
+  private readonly dissents: { height: number; validator: string; institution: string; blockHash: string; stateRoot: string }[] = [];
+  /** votes for heights whose validator set this node does not know yet */
+  private early: Vote[] = [];
+  private readonly onBlock = (b: CommittedBlock): void => {
+    void this.vote(b);
+  };
+
+  constructor(
+    private readonly peer: Peer,
+    private readonly o: FinalityOptions,
+  ) {
+    const db = peer.store.db;
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS votes (height INTEGER NOT NULL, validator TEXT NOT NULL, block_hash TEXT NOT NULL, state_root TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (height, validator)) WITHOUT ROWID`,
+    );
+    db.exec('CREATE TABLE IF NOT EXISTS finality (height INTEGER PRIMARY KEY, block_hash TEXT NOT NULL, certificate TEXT NOT NULL)');
+    db.exec('CREATE TABLE IF NOT EXISTS validator_sets (from_height INTEGER PRIMARY KEY, validators TEXT NOT NULL)');
+  }
+
+  /** Validators of the current state, recorded as the set for the next height when it changed. */
+  private recordValidatorSet(afterHeight: number): void {
+    const ids = (this.peer.store.get('meta', 'members') as string[] | undefined) ?? [];
+    const set: Validator[] = ids
+      .map((id) => this.peer.store.get('members', id) as unknown as Member)
+      .filter((m) => m.status === 'active' && m.validator)
+      .map((m) => ({ institution: m.id, keyId: keyId(m.signingKey), publicKey: m.signingKey }));
+    const text = JSON.stringify(set);
+    const db = this.peer.store.db;
+    const last = db.prepare('SELECT validators FROM validator_sets ORDER BY from_height DESC LIMIT 1').pluck().get() as string | undefined;
+    if (last !== text)
+      db.prepare('INSERT OR REPLACE INTO validator_sets(from_height, validators) VALUES (?, ?)').run(afterHeight + 1, text);
+  }
+
+  validatorsAt(height: number): Validator[] {
+    const text = this.peer.store.db
+      .prepare('SELECT validators FROM validator_sets WHERE from_height <= ? ORDER BY from_height DESC LIMIT 1')
+      .pluck()
+      .get(height) as string | undefined;
+    return text === undefined ? [] : (JSON.parse(text) as Validator[]);
+  }
+
+  async start(): Promise<void> {
+    this.peer.store.initialise(this.peer.genesis);
+    const head = this.peer.store.head();
+    if (this.validatorsAt(head.height + 1).length === 0) this.recordValidatorSet(head.height);
+    this.nc = await connect({ servers: this.o.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'medledger-votes' });
+    this.js = jetstream(this.nc);
+    const jsm = await jetstreamManager(this.nc);
+    try {
+      await jsm.streams.info(this.o.stream);
+    } catch {
+      await jsm.streams.add({
+        name: this.o.stream,
+        subjects: [`${this.o.stream}.vote`],
+        storage: StorageType.File,
+        num_replicas: this.o.replicas,
+      });
+    }
+    this.peer.on('block', this.onBlock);
+    const consumer = await this.js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume();
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const m of messages) {
+        try {
+          await this.onVote(JSON.parse(decoder.decode(m.data)) as Vote);
+        } catch {
+          // a malformed vote is ignored; a bad signature never counts
+        }
+      }
+    })();
+    // Blocks committed while this node was down may lack its vote: sign them now (the msg id
+    // makes a repeat harmless).
+    if (this.o.signer !== null) {
+      const mine = keyId(this.o.signer.publicKey);
+      const last =
+        (this.peer.store.db.prepare('SELECT MAX(height) FROM votes WHERE validator = ?').pluck().get(mine) as number | null) ?? 0;
+      for (let h = last + 1; h <= head.height; h++) await this.vote({ height: h });
+    }
+  }
+
+  private async vote(b: Pick<CommittedBlock, 'height'>): Promise<void> {
+    this.recordValidatorSet(b.height);
+    const ready = this.early.filter((v) => v.height <= b.height + 1);
+    this.early = this.early.filter((v) => v.height > b.height + 1);
+    for (const v of ready) await this.onVote(v);
+    const signer = this.o.signer;
+    if (signer === null || this.js === null) return;
+    if (!this.validatorsAt(b.height).some((v) => v.publicKey === signer.publicKey)) return;
+    const head = this.peer.store.block(b.height)!;
+    const stateRoot = this.corruptVotes ? 'f'.repeat(64) : head.block.header.stateRoot;
+    const vote = await signVote({ network: this.peer.network, height: b.height, blockHash: head.hash, stateRoot }, signer);
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await this.js.publish(`${this.o.stream}.vote`, encoder.encode(JSON.stringify(vote)), {
+          msgID: `vote-${b.height}-${vote.validator}`,
+        });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  private async onVote(v: Vote): Promise<void> {
+    if (v.network !== this.peer.network || !Number.isSafeInteger(v.height) || v.height < 1) return;
+    if (v.height > this.peer.store.head().height + 1) {
+      if (this.early.length < 100_000) this.early.push(v);
+      return;
+    }
+    const validators = this.validatorsAt(v.height);
+    if (!(await verifyVote(v, validators))) return;
+    const db = this.peer.store.db;
+    db.prepare('INSERT OR IGNORE INTO votes(height, validator, block_hash, state_root, signature) VALUES (?, ?, ?, ?, ?)').run(
+      v.height,
+      v.validator,
+      v.blockHash,
+      v.stateRoot,
+      v.signature,
+    );
+    const mine = this.peer.store.block(v.height);
+    if (mine !== undefined && (mine.hash !== v.blockHash || mine.block.header.stateRoot !== v.stateRoot)) {
+      const institution = validators.find((x) => x.keyId === v.validator)?.institution ?? 'unknown';
+      this.dissents.push({ height: v.height, validator: v.validator, institution, blockHash: v.blockHash, stateRoot: v.stateRoot });
+      process.stderr.write(`medledger: validator ${institution} (${v.validator}) signed a different block at height ${v.height}\n`);
+    }
+    if (db.prepare('SELECT 1 FROM finality WHERE height = ?').get(v.height) !== undefined) return;
+    const votes = db.prepare('SELECT validator, block_hash, state_root, signature FROM votes WHERE height = ?').all(v.height) as {
+      validator: string;
+      block_hash: string;
+      state_root: string;
+      signature: string;
+    }[];
+    const agreeing = votes.filter((x) => x.block_hash === v.blockHash && x.state_root === v.stateRoot);
+    if (agreeing.length < quorumSize(this.o.quorum, validators.length)) return;
+    const cert: FinalityCertificate = {
+      network: v.network,
+      height: v.height,
+      blockHash: v.blockHash,
+      stateRoot: v.stateRoot,
+      votes: agreeing.map((x) => ({ validator: x.validator, signature: x.signature })),
+    };
+    db.prepare('INSERT OR IGNORE INTO finality(height, block_hash, certificate) VALUES (?, ?, ?)').run(
+      v.height,
+      v.blockHash,
+      JSON.stringify(cert),
+    );
+    const own = this.peer.store.block(v.height);
+    if (own !== undefined && own.hash !== v.blockHash) this.diverge(v.height, own.hash, v.blockHash, votes);
+  }
+
+  private diverge(height: number, ours: string, certified: string, votes: { validator: string; block_hash: string }[]): void {
+    const signers: Record<string, string> = {};
+    for (const x of votes) signers[x.validator] = x.block_hash;
+    this.divergence = { height, ours, certified, signers };
+    this.peer.halt(
+      new MedledgerError('CHAIN_BROKEN', {
+        details: `DIVERGENCE at height ${height}: a quorum certified ${certified}, this node has ${ours}.`,
+        payload: { height, signers },
+      }),
+    );
+  }
+
+  get status(): { finalHeight: number; divergence: FinalityTracker['divergence']; dissents: FinalityTracker['dissents'] } {
+    const h = this.peer.store.db.prepare('SELECT MAX(height) FROM finality').pluck().get() as number | null;
+    return { finalHeight: h ?? 0, divergence: this.divergence, dissents: this.dissents.slice(-100) };
+  }
+
+  /** For tests of the others' detection: sign votes with a corrupted state root. */
+  corruptVotes = false;
+
+  certificate(height: number): FinalityCertificate | null {
+    const text = this.peer.store.db.prepare('SELECT certificate FROM finality WHERE height = ?').pluck().get(height) as string | undefined;
+    return text === undefined ? null : (JSON.parse(text) as FinalityCertificate);
+  }
+
+  async stop(): Promise<void> {
+    this.peer.off('block', this.onBlock);
+    this.messages?.stop();
+    await this.loop.catch(() => undefined);
+    await this.nc?.close();
+  }
+}
