@@ -127,7 +127,7 @@ async function oneRun(run: number): Promise<RunResult> {
         patientCode: code,
         signingKey: p.signingKey,
         encryptionKey: p.encryptionKey,
-        possession: await p.possessionProof(net.network, code),
+        possession: await p.possessionProof(net.network, code, i % 2 === 0 ? 'hosp-a' : 'hosp-b'),
       }),
     );
   }

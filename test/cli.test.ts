@@ -143,7 +143,7 @@ describe('a network made and used from the command line', () => {
         patientCode: code,
         signingKey: patient.signingKey,
         encryptionKey: patient.encryptionKey,
-        possession: await patient.possessionProof(health.network, code),
+        possession: await patient.possessionProof(health.network, code, 'hosp-a'),
       }),
     );
     expect(JSON.parse(reg.stdout)).toMatchObject({ code: 'OK' });

@@ -84,7 +84,7 @@ it('certifies every block with a quorum that core verifies, and names a validato
     patientCode: code,
     signingKey: patient.signingKey,
     encryptionKey: patient.encryptionKey,
-    possession: await patient.possessionProof(net.network, code),
+    possession: await patient.possessionProof(net.network, code, 'hosp-a'),
   });
   await a.peer.submit(reg.tx);
   await a.peer.waitForCommit(reg.txId, 30_000);

@@ -70,7 +70,7 @@ it('two peers derive identical blocks, and a tx sent to both is committed once',
     patientCode: code,
     signingKey: patient.signingKey,
     encryptionKey: patient.encryptionKey,
-    possession: await patient.possessionProof(net.network, code),
+    possession: await patient.possessionProof(net.network, code, 'hosp-a'),
   });
   await b.submit(reg.tx);
   await commitOn(a, reg.txId);

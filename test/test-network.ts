@@ -141,7 +141,7 @@ export async function enrolCast(
       patientCode: code,
       signingKey: identity.signingKey,
       encryptionKey: identity.encryptionKey,
-      possession: await identity.possessionProof(net.network, code),
+      possession: await identity.possessionProof(net.network, code, home),
     });
     if (r.code !== 'OK') throw new Error(`register patient ${i}: ${String(r.code)}`);
     patients.push({ identity, code, home });

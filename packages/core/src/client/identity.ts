@@ -46,9 +46,9 @@ export class Identity {
     return buildTx({ network, type, body, signer: this.file.signing, ...options });
   }
 
-  /** The proof a patient gives their registering institution that they hold these keys. */
-  async possessionProof(network: string, patientCode: string): Promise<string> {
-    const message = patientPossessionMessage(network, patientCode, this.signingKey, this.encryptionKey);
+  /** The proof a patient gives the institution registering them that they hold these keys. */
+  async possessionProof(network: string, patientCode: string, institution: string): Promise<string> {
+    const message = patientPossessionMessage(network, patientCode, this.signingKey, this.encryptionKey, institution);
     return toBase64Url(await sign(this.file.signing.privateKey, message));
   }
 }

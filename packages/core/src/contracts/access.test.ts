@@ -349,10 +349,10 @@ describe('access.breakGlass', () => {
     expect(await recordServed(served('hosp-b/dr-park', { purpose: 'ETREAT' }), t + 2 * HOUR)).toBe('CONSENT_EXPIRED');
   });
 
-  it('is refused to a nurse, and to a laboratory’s or research institute’s doctor, with ROLE_FORBIDDEN', async () => {
+  it('is refused to a nurse, a laboratory’s doctor, a research institute’s operator and a hospital operator, with ROLE_FORBIDDEN', async () => {
     const { ledger, alice } = cast;
     const body = { patientCode: alice.patientCode, reason: 'ETREAT', justification, durationMs: HOUR };
-    for (const staffId of ['hosp-b/nurse-b', 'lab-d/dr-d', 'res-e/dr-e', 'hosp-a/op-a']) {
+    for (const staffId of ['hosp-b/nurse-b', 'lab-d/dr-d', 'res-e/op-e', 'hosp-a/op-a']) {
       expect(await ledger.code(ledger.tx(cast.staff(staffId), 'access.breakGlass', body)), staffId).toBe('ROLE_FORBIDDEN');
     }
     expect(ledger.get('patientConsents', alice.patientCode)).toBeUndefined();

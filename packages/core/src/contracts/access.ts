@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { reject, type ContractInput } from './context.ts';
 import { addConsent, patientConsents } from './consent.ts';
 import { Deidentification, PatientCode, Purpose, Scope, StaffId, Text, TxRef } from './schemas.ts';
-import type { AccessLogEntry, AccessRequest, Consent, Patient, RecordEntry, Review, Staff } from './state.ts';
+import type { AccessLogEntry, AccessRequest, Consent, Member, Patient, RecordEntry, Review, Staff } from './state.ts';
 import { evaluateConsent } from '../policy/consent-evaluation.ts';
 import { isErrorCode } from '../errors.ts';
 
@@ -132,9 +132,13 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
   const record = draft.get<RecordEntry>('records', body.recordId);
   if (record === undefined) reject('RECORD_NOT_FOUND');
   if (record.custodian !== principal.institution!.id) reject('RECORD_NOT_CUSTODIAN');
+  if (record.state !== 'active') reject('RECORD_RETRACTED');
   const requester = draft.get<Staff>('staff', body.requester);
   if (requester === undefined) reject('NOT_FOUND', 'No such requester.');
   if (requester.status !== 'active') reject('IDENTITY_REVOKED');
+  const requesterInstitution = draft.get<Member>('members', requester.institution);
+  if (requesterInstitution === undefined || requesterInstitution.status !== 'active')
+    reject('NOT_A_MEMBER', 'The requester’s institution is not an active member.');
   const decision = evaluateConsent(
     {
       requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role },

@@ -16,10 +16,10 @@ export interface BlockContext {
   time: number;
   verifySignature(publicKey: string, message: Uint8Array, signature: Uint8Array): boolean;
   /**
-   * Optional answer from signatures checked ahead of time: true when this tx's own signature
-   * was verified against exactly `publicKey`; undefined when not known.
+   * Optional answer from signatures checked ahead of time: true when exactly this signature of
+   * this tx was verified against exactly `publicKey`; undefined when not known.
    */
-  checkedTxSignature?: (txId: string, publicKey: string) => boolean | undefined;
+  checkedTxSignature?: (txId: string, signature: string, publicKey: string) => boolean | undefined;
 }
 
 export interface LedgerEvent {

@@ -185,7 +185,7 @@ describe('rejected transactions', () => {
     const newcomer = await Identity.generate('newcomer');
     const impostor = await Identity.generate('impostor');
     const body = await ledger.registerPatientBody(newcomer, '555-55-555');
-    body['possession'] = await impostor.possessionProof(ledger.network, ledger.patientCode('555-55-555'));
+    body['possession'] = await impostor.possessionProof(ledger.network, ledger.patientCode('555-55-555'), 'hosp-a');
     const before = ledger.snapshot();
     expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.registerPatient', body))).toBe('KEY_POSSESSION_INVALID');
     expect(ledger.snapshot()).toEqual(before);

@@ -40,6 +40,13 @@ describe('identity.enrolStaff', () => {
     });
   });
 
+  it('refuses a research institute enrolling clinical staff', async () => {
+    for (const role of ['doctor', 'nurse'] as const) {
+      const { body } = await enrolBody(`x-${role}`, role);
+      expect(await ledger.code(ledger.tx(ledger.institution('res-e'), 'identity.enrolStaff', body))).toBe('ROLE_FORBIDDEN');
+    }
+  });
+
   it('lets a research institute enrol its researchers', async () => {
     const { body } = await enrolBody('res-1', 'researcher');
     expect(await ledger.code(ledger.tx(ledger.institution('res-e'), 'identity.enrolStaff', body))).toBe('OK');
@@ -98,7 +105,9 @@ describe('identity.registerPatient', () => {
     const { ledger } = cast;
     const carol = await Identity.generate('carol');
     expect(
-      await ledger.code(ledger.tx(cast.staff('hosp-b/nurse-b'), 'identity.registerPatient', await ledger.registerPatientBody(carol, '42'))),
+      await ledger.code(
+        ledger.tx(cast.staff('hosp-b/nurse-b'), 'identity.registerPatient', await ledger.registerPatientBody(carol, '42', 'hosp-b')),
+      ),
     ).toBe('OK');
     const code = ledger.patientCode('42');
     expect(ledger.get<Patient>('patients', code)).toEqual({
@@ -126,7 +135,9 @@ describe('identity.registerPatient', () => {
     const { ledger } = cast;
     const dan = await Identity.generate('dan');
     expect(
-      await ledger.code(ledger.tx(cast.staff('lab-d/op-d'), 'identity.registerPatient', await ledger.registerPatientBody(dan, '77'))),
+      await ledger.code(
+        ledger.tx(cast.staff('lab-d/op-d'), 'identity.registerPatient', await ledger.registerPatientBody(dan, '77', 'lab-d')),
+      ),
     ).toBe('OK');
     expect(ledger.get<Patient>('patients', ledger.patientCode('77'))?.home).toBe('lab-d');
   });
@@ -136,7 +147,7 @@ describe('identity.registerPatient', () => {
     const carol = await Identity.generate('carol');
     const mallory = await Identity.generate('mallory');
     const body = await ledger.registerPatientBody(carol, '42');
-    body['possession'] = await mallory.possessionProof(ledger.network, ledger.patientCode('42'));
+    body['possession'] = await mallory.possessionProof(ledger.network, ledger.patientCode('42'), 'hosp-a');
     expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.registerPatient', body))).toBe('KEY_POSSESSION_INVALID');
     expect(ledger.get('patients', ledger.patientCode('42'))).toBeUndefined();
     expect(ledger.get('keys', carol.keyId)).toBeUndefined();
@@ -147,8 +158,8 @@ describe('identity.registerPatient', () => {
     const carol = await Identity.generate('carol');
     const code = ledger.patientCode('42');
     const base = await ledger.registerPatientBody(carol, '42');
-    const otherCode = { ...base, possession: await carol.possessionProof(ledger.network, ledger.patientCode('43')) };
-    const otherNetwork = { ...base, possession: await carol.possessionProof('0'.repeat(32), code) };
+    const otherCode = { ...base, possession: await carol.possessionProof(ledger.network, ledger.patientCode('43'), 'hosp-a') };
+    const otherNetwork = { ...base, possession: await carol.possessionProof('0'.repeat(32), code, 'hosp-a') };
     const otherEncryption = { ...base, encryptionKey: cast.bob.patient.encryptionKey };
     for (const body of [otherCode, otherNetwork, otherEncryption]) {
       expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.registerPatient', body))).toBe('KEY_POSSESSION_INVALID');
@@ -159,7 +170,7 @@ describe('identity.registerPatient', () => {
   it('refuses a code or key already registered with ALREADY_EXISTS', async () => {
     const { ledger, alice } = cast;
     const carol = await Identity.generate('carol');
-    const sameCode = await ledger.registerPatientBody(carol, '123-45-678');
+    const sameCode = await ledger.registerPatientBody(carol, '123-45-678', 'hosp-b');
     expect(await ledger.code(ledger.tx(cast.staff('hosp-b/dr-park'), 'identity.registerPatient', sameCode))).toBe('ALREADY_EXISTS');
     const sameKey = await ledger.registerPatientBody(alice.patient, '99');
     expect(await ledger.code(ledger.tx(cast.staff('hosp-b/dr-park'), 'identity.registerPatient', sameKey))).toBe('ALREADY_EXISTS');
@@ -170,7 +181,7 @@ describe('identity.registerPatient', () => {
     const { ledger } = cast;
     const carol = await Identity.generate('carol');
     const body = await ledger.registerPatientBody(carol, '42');
-    for (const author of [cast.staff('res-e/dr-e'), cast.staff('res-e/res-1'), cast.staff('hosp-a/aud-a'), ledger.institution('hosp-a')]) {
+    for (const author of [cast.staff('res-e/op-e'), cast.staff('res-e/res-1'), cast.staff('hosp-a/aud-a'), ledger.institution('hosp-a')]) {
       expect(await ledger.code(ledger.tx(author, 'identity.registerPatient', body)), author.label).toBe('ROLE_FORBIDDEN');
     }
   });

@@ -39,15 +39,28 @@ export function patientCodeOf(patientCodeKey: Uint8Array, nationalId: string): s
 
 const POSSESSION_DOMAIN = utf8('medledger/patient-key/v1\n');
 
-/** What a patient signs to prove they hold the key being registered for them. */
-export function patientPossessionMessage(network: string, patientCode: string, signingKey: string, encryptionKey: string): Uint8Array {
-  return concatBytes(POSSESSION_DOMAIN, canonicalBytes({ network, patientCode, signingKey, encryptionKey }));
+/**
+ * What a patient signs to prove they hold the key being registered for them, and at which
+ * institution: another member cannot replay the proof to become the patient's home.
+ */
+export function patientPossessionMessage(
+  network: string,
+  patientCode: string,
+  signingKey: string,
+  encryptionKey: string,
+  institution: string,
+): Uint8Array {
+  return concatBytes(POSSESSION_DOMAIN, canonicalBytes({ network, patientCode, signingKey, encryptionKey, institution }));
 }
 
 export function enrolStaff(input: ContractInput<Static<typeof EnrolStaffBody>>): void {
   const { draft, body, ctx, principal } = input;
   const inst = principal.institution;
   if (inst === null) reject('ROLE_FORBIDDEN');
+  // A research institute has researchers, operators and auditors, never clinical staff who
+  // could be granted identified data for treatment.
+  if (inst.kind === 'research' && (body.role === 'doctor' || body.role === 'nurse'))
+    reject('ROLE_FORBIDDEN', 'A research institute does not enrol clinical staff.');
   const staffId = `${inst.id}/${body.localId}`;
   if (draft.get('staff', staffId) !== undefined) reject('ALREADY_EXISTS', 'Staff id is taken.');
   const kid = keyId(body.signingKey);
@@ -91,7 +104,7 @@ export function registerPatient(input: ContractInput<Static<typeof RegisterPatie
   if (draft.get('patients', body.patientCode) !== undefined) reject('ALREADY_EXISTS', 'Patient code is registered.');
   const kid = keyId(body.signingKey);
   if (draft.get('keys', kid) !== undefined) reject('ALREADY_EXISTS', 'Signing key is in use.');
-  const message = patientPossessionMessage(ctx.network, body.patientCode, body.signingKey, body.encryptionKey);
+  const message = patientPossessionMessage(ctx.network, body.patientCode, body.signingKey, body.encryptionKey, principal.institution!.id);
   if (!ctx.verifySignature(body.signingKey, message, fromBase64Url(body.possession))) reject('KEY_POSSESSION_INVALID');
   const patient: Patient = {
     patientCode: body.patientCode,

@@ -78,7 +78,7 @@ describe('records.register without a registration request', () => {
   });
 
   it('refuses research institute staff and auditors with ROLE_FORBIDDEN', async () => {
-    expect((await register('res-e/dr-e', cast.alice.patientCode)).code).toBe('ROLE_FORBIDDEN');
+    expect((await register('res-e/op-e', cast.alice.patientCode)).code).toBe('ROLE_FORBIDDEN');
     expect((await register('res-e/res-1', cast.alice.patientCode)).code).toBe('ROLE_FORBIDDEN');
     expect((await register('hosp-a/aud-a', cast.alice.patientCode)).code).toBe('ROLE_FORBIDDEN');
   });

@@ -119,6 +119,8 @@ export function amend(input: ContractInput<Static<typeof AmendBody>>): void {
   if (old === undefined) reject('RECORD_NOT_FOUND');
   if (old.custodian !== principal.institution!.id) reject('RECORD_NOT_CUSTODIAN');
   if (old.state !== 'active') reject('RECORD_RETRACTED');
+  // The category is what consents and registration requests are about: an amendment keeps it.
+  if (body.category !== old.category) reject('TX_BODY_INVALID', 'An amendment keeps the record’s category.');
   const entry = entryOf(input, old.patientCode, {
     version: old.version + 1,
     lineage: old.lineage,

@@ -10,8 +10,12 @@ import { MedledgerError } from '../errors.ts';
 
 export const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 in lower-case hex' });
 export const PatientCode = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'keyed hash of the national id' });
-export const PublicKey = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'raw 32-byte key, base64url' });
-export const Signature = Type.String({ pattern: '^[A-Za-z0-9_-]{86}$', description: 'Ed25519 signature, base64url' });
+/** base64url of 32 bytes: the last character carries 4 bits and 2 zero padding bits (RFC 4648 §5). */
+export const PUBLIC_KEY_PATTERN = '^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$';
+/** base64url of 64 bytes: the last character carries 2 bits and 4 zero padding bits. */
+export const SIGNATURE_PATTERN = '^[A-Za-z0-9_-]{85}[AQgw]$';
+export const PublicKey = Type.String({ pattern: PUBLIC_KEY_PATTERN, description: 'raw 32-byte key, base64url' });
+export const Signature = Type.String({ pattern: SIGNATURE_PATTERN, description: 'Ed25519 signature, base64url' });
 export const Id = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}$', description: 'lower-case slug' });
 export const TxRef = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'id of the transaction that created it' });
 export const StaffId = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}/[a-z0-9][a-z0-9.-]{0,47}$', description: 'institution/local id' });

@@ -83,7 +83,7 @@ export function executeBlock(state: StateReader, chain: ChainIndex, entries: rea
     try {
       if (tx.network !== ctx.network) throw new MedledgerError('TX_WRONG_NETWORK');
       const principal = resolvePrincipal(block, tx);
-      const checked = ctx.checkedTxSignature?.(txId, principal.key.publicKey);
+      const checked = ctx.checkedTxSignature?.(txId, tx.signature, principal.key.publicKey);
       if (
         checked === false ||
         (checked === undefined && !ctx.verifySignature(principal.key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature)))
@@ -98,7 +98,14 @@ export function executeBlock(state: StateReader, chain: ChainIndex, entries: rea
       }
       const contract = Contracts[tx.type];
       if (!bodyMatches(tx.type, tx.body)) checkBody(contract.schema, tx.body);
-      contract.run({ draft, tx, txId, body: tx.body as never, principal, ctx, events: txEvents });
+      try {
+        contract.run({ draft, tx, txId, body: tx.body as never, principal, ctx, events: txEvents });
+      } catch (e) {
+        // A decoder refusing a field (TypeError/RangeError) is bad input, not a fault of the
+        // node: every node rejects the tx the same way instead of halting on it.
+        if (e instanceof TypeError || e instanceof RangeError) throw new MedledgerError('TX_BODY_INVALID', { details: e.message });
+        throw e;
+      }
       usedNonces.add(nonceKey);
       for (const [k, w] of draft.writes) block.changes.set(k, w);
       for (const event of txEvents) events.push({ txIndex, txId, event });

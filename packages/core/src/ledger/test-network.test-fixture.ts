@@ -137,19 +137,20 @@ export class TestLedger {
   }
 
   /** The body that registers `patient`'s keys under the code of `nationalId`, with a valid proof. */
-  async registerPatientBody(patient: Identity, nationalId: string): Promise<JsonObject> {
+  /** `institution`: the one whose staff will submit the registration (the proof names it). */
+  async registerPatientBody(patient: Identity, nationalId: string, institution = 'hosp-a'): Promise<JsonObject> {
     const patientCode = this.patientCode(nationalId);
     return {
       patientCode,
       signingKey: patient.signingKey,
       encryptionKey: patient.encryptionKey,
-      possession: await patient.possessionProof(this.network, patientCode),
+      possession: await patient.possessionProof(this.network, patientCode, institution),
     };
   }
 
   async registerPatient(by: Identity, nationalId: string): Promise<{ patient: Identity; patientCode: string }> {
     const patient = await Identity.generate(`patient:${nationalId}`);
-    await this.ok(this.tx(by, 'identity.registerPatient', await this.registerPatientBody(patient, nationalId)));
+    await this.ok(this.tx(by, 'identity.registerPatient', await this.registerPatientBody(patient, nationalId, by.label.split('/')[0])));
     return { patient, patientCode: this.patientCode(nationalId) };
   }
 
@@ -213,7 +214,7 @@ export const STAFF: readonly (readonly [string, string, StaffRole])[] = [
   ['lab-d', 'op-d', 'operator'],
   ['lab-d', 'dr-d', 'doctor'],
   ['res-e', 'res-1', 'researcher'],
-  ['res-e', 'dr-e', 'doctor'],
+  ['res-e', 'op-e', 'operator'],
 ];
 
 export interface TestPatient {

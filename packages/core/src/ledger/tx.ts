@@ -41,7 +41,7 @@ export const TxEnvelopeSchema = Type.Object(
     author: Type.String({ pattern: '^k[0-9a-f]{40}$', description: 'key id of the author' }),
     nonce: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
     createdAt: Type.Integer({ minimum: 0, description: 'author’s clock, ms; informative only' }),
-    signature: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$', description: 'Ed25519 over "medledger/tx/v1\\n" || txId' }),
+    signature: Type.String({ pattern: '^[A-Za-z0-9_-]{85}[AQgw]$', description: 'Ed25519 over "medledger/tx/v1\\n" || txId' }),
   },
   { additionalProperties: false },
 );
@@ -50,6 +50,8 @@ const ENVELOPE_KEYS = ['v', 'network', 'type', 'body', 'author', 'nonce', 'creat
 const KEY_ID = /^k[0-9a-f]{40}$/;
 const NONCE = /^[A-Za-z0-9_-]{1,64}$/;
 const SIGNING_DOMAIN = utf8('medledger/tx/v1\n');
+/** 64 bytes in canonical base64url (no stray padding bits), so every accepted text decodes. */
+const SIGNATURE_RE = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 export function txIdOf(tx: UnsignedTx): string {
   return sha256Hex(unsignedBytes(tx));
@@ -130,7 +132,7 @@ export function decodeTx(value: unknown, maxBytes: number): { tx: Tx; txId: stri
   if (typeof o['createdAt'] !== 'number' || !Number.isSafeInteger(o['createdAt']) || o['createdAt'] < 0) {
     throw malformed('createdAt must be a non-negative integer of milliseconds.');
   }
-  if (typeof o['signature'] !== 'string' || !/^[A-Za-z0-9_-]{86}$/.test(o['signature'])) {
+  if (typeof o['signature'] !== 'string' || !SIGNATURE_RE.test(o['signature'])) {
     throw malformed('signature must be a base64url Ed25519 signature.');
   }
   const tx = value as Tx;

@@ -31,21 +31,26 @@ const ErrorBody = Type.Object({
   payload: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 const Limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }));
-const PATIENT_PATH = /\/[0-9a-f]{64}(?=\/|$)/g;
-
-/** URLs carry patient codes; logs never do (STYLE rule 7). */
-export function redactUrl(url: string): string {
-  return url.split('?')[0]!.replace(PATIENT_PATH, '/:id');
+/**
+ * URLs carry patient codes; logs never do (STYLE rule 7): a request is logged by its route
+ * pattern (`/api/patients/:code/consents`), never by its URL.
+ */
+export function logPath(req: { routeOptions?: { url?: string | undefined } | undefined }): string {
+  return req.routeOptions?.url ?? '(no route)';
 }
 
 export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: o.bodyLimit,
+    // Errors Fastify raises before routing (a malformed URL) get the same coded body.
+    frameworkErrors: (_error, _req, reply) => {
+      (reply as unknown as { code(s: number): { send(b: unknown): void } }).code(400).send(new MedledgerError('BAD_REQUEST').toJSON());
+    },
     logger: o.logger
       ? {
           level: 'info',
           serializers: {
-            req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }),
+            req: (req: { method: string; routeOptions?: { url?: string | undefined } }) => ({ method: req.method, route: logPath(req) }),
           },
         }
       : false,

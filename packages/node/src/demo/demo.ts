@@ -144,7 +144,7 @@ async function seed(
           patientCode: p.code,
           signingKey: p.identity.signingKey,
           encryptionKey: p.identity.encryptionKey,
-          possession: await p.identity.possessionProof(network, p.code),
+          possession: await p.identity.possessionProof(network, p.code, p.home),
         },
       })),
     ),

@@ -18,9 +18,9 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { decodeTx } from '@medledger/core/ledger/tx';
+import { decodeTx, type Tx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
 import type { OrderedBatch, OrderedTx, Orderer, OrdererStart } from './orderer.ts';
 
@@ -49,6 +49,12 @@ interface Waiter {
 
 const SEGMENT_RE = /^(\d{16})\.log$/;
 
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  fdatasyncSync(fd);
+  closeSync(fd);
+}
+
 export class SoloOrderer implements Orderer {
   readonly kind = 'solo' as const;
   private segments: Segment[] = [];
@@ -75,7 +81,10 @@ export class SoloOrderer implements Orderer {
   }
 
   async start(start: OrdererStart, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void> {
-    mkdirSync(this.o.dir, { recursive: true });
+    if (!existsSync(this.o.dir)) {
+      mkdirSync(this.o.dir, { recursive: true });
+      syncDir(dirname(this.o.dir));
+    }
     const from = start.position === '' ? 0 : Number(start.position);
     this.recover(from);
     this.deliver = deliver;
@@ -97,11 +106,19 @@ export class SoloOrderer implements Orderer {
       let off = 0;
       let seq = seg.firstSeq;
       while (off < buf.length) {
-        const ok = off + 8 <= buf.length && off + 8 + buf.readUInt32LE(off) <= buf.length;
-        const len = ok ? buf.readUInt32LE(off) : 0;
-        const payload = ok ? buf.subarray(off + 8, off + 8 + len) : null;
-        if (payload === null || crc32(payload) !== buf.readUInt32LE(off + 4)) {
-          // Only the last frame of the last segment can be torn by a crash; it was never acked.
+        const len = off + 8 <= buf.length ? buf.readUInt32LE(off) : 0;
+        const payload = len > 0 && off + 8 + len <= buf.length ? buf.subarray(off + 8, off + 8 + len) : null;
+        // A zero length is never written: zero-filled space after a crash is a torn tail.
+        let entry: { tx: Tx; txId: string } | null = null;
+        if (payload !== null && crc32(payload) === buf.readUInt32LE(off + 4)) {
+          try {
+            entry = decodeTx(JSON.parse(payload.toString('utf8')), this.o.maxTxBytes);
+          } catch {
+            entry = null;
+          }
+        }
+        if (entry === null) {
+          // Only the tail of the last segment can be torn by a crash; it was never acked.
           if (!isLast) throw new MedledgerError('CHAIN_BROKEN', { details: `Orderer log ${seg.path} is damaged at byte ${off}.` });
           const fd = openSync(seg.path, 'r+');
           ftruncateSync(fd, off);
@@ -110,9 +127,8 @@ export class SoloOrderer implements Orderer {
           break;
         }
         if (seq > from) {
-          const { tx, txId } = decodeTx(JSON.parse(payload.toString('utf8')), this.o.maxTxBytes);
-          this.pending.push({ tx, txId, seq });
-          this.pendingIds.add(txId);
+          this.pending.push({ ...entry, seq });
+          this.pendingIds.add(entry.txId);
         }
         off += 8 + len;
         seq++;
@@ -137,9 +153,7 @@ export class SoloOrderer implements Orderer {
     this.segments.push({ firstSeq, path, count: 0 });
     this.nextSeq = firstSeq;
     // The new file's directory entry must be durable before any frame in it is acknowledged.
-    const dfd = openSync(this.o.dir, 'r');
-    fdatasyncSync(dfd);
-    closeSync(dfd);
+    syncDir(this.o.dir);
   }
 
   submit(entries: readonly OrderedTx[]): Promise<void> {
@@ -193,6 +207,7 @@ export class SoloOrderer implements Orderer {
       }
       try {
         ftruncateSync(this.fd, this.fileSize);
+        fdatasyncSync(this.fd);
         this.failure = null;
       } catch {
         // keep refusing: the log's tail state is unknown

@@ -105,14 +105,14 @@ export class Peer extends EventEmitter<PeerEvents> {
       throw new MedledgerError('TX_BAD_SIGNATURE');
     }
     if (this.store.nonceUsed(tx.author, tx.nonce)) throw new MedledgerError('TX_REPLAY');
-    this.ingressKeys.set(txId, key.publicKey);
+    this.ingressKeys.set(`${txId} ${tx.signature}`, key.publicKey);
     try {
       await this.orderer.submit([{ tx, txId }]);
     } catch (e) {
-      this.ingressKeys.delete(txId);
+      this.ingressKeys.delete(`${txId} ${tx.signature}`);
       throw e;
     }
-    if (this.store.hasTx(txId)) this.ingressKeys.delete(txId);
+    if (this.store.hasTx(txId)) this.ingressKeys.delete(`${txId} ${tx.signature}`);
     else this.accepted.add(txId);
     return { txId, status: { status: 'accepted' } };
   }
@@ -165,15 +165,15 @@ export class Peer extends EventEmitter<PeerEvents> {
     await Promise.all(
       batch.entries.map(async ({ tx, txId }) => {
         // Checked at this node's door already: the same process need not check it twice.
-        const atIngress = this.ingressKeys.get(txId);
+        const atIngress = this.ingressKeys.get(`${txId} ${tx.signature}`);
         if (atIngress !== undefined) {
-          verified.set(txId, atIngress);
+          verified.set(`${txId} ${tx.signature}`, atIngress);
           return;
         }
         const key = this.store.get('keys', tx.author) as KeyEntry | undefined;
         if (key === undefined) return;
         const ok = await verifyAsync(key.publicKey, txSigningMessage(txId), fromBase64Url(tx.signature));
-        verified.set(txId, ok ? key.publicKey : null);
+        verified.set(`${txId} ${tx.signature}`, ok ? key.publicKey : null);
       }),
     );
     return { batch, entries: batch.entries, verified };
@@ -184,7 +184,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     const seen = new Set<string>();
     const fresh = entries.filter((e) => {
       // A tx this process let in was not in the chain then, and the orderer holds it once.
-      if (seen.has(e.txId) || (!this.ingressKeys.has(e.txId) && this.store.hasTx(e.txId))) return false;
+      if (seen.has(e.txId) || (!this.ingressKeys.has(`${e.txId} ${e.tx.signature}`) && this.store.hasTx(e.txId))) return false;
       seen.add(e.txId);
       return true;
     });
@@ -229,7 +229,9 @@ export class Peer extends EventEmitter<PeerEvents> {
       time,
       // Signatures checked ahead (at this node's door or while the previous block ran) hold
       // only for exactly that tx and key; anything else is checked now.
-      checkedTxSignature: (txId, publicKey) => (verified.get(txId) === publicKey ? true : undefined),
+      // Keyed by tx and signature: txIds do not cover signatures, so two copies of one tx with
+      // different signatures must not share an answer.
+      checkedTxSignature: (txId, signature, publicKey) => (verified.get(`${txId} ${signature}`) === publicKey ? true : undefined),
       verifySignature: verifySync,
     });
     const txIds = fresh.map((e) => e.txId);
@@ -262,10 +264,10 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   private commit({ block, txIds, writes, values, events }: Built): void {
     this.store.commitBlock(block, txIds, writes, values);
-    for (const id of txIds) {
-      this.accepted.delete(id);
-      this.ingressKeys.delete(id);
-    }
+    block.txs.forEach((tx, i) => {
+      this.accepted.delete(txIds[i]!);
+      this.ingressKeys.delete(`${txIds[i]!} ${tx.signature}`);
+    });
     this.orderer.committed(block.header.position);
     const committed = this.store.head();
     this.emit('block', { height: block.header.height, hash: committed.hash, time: block.header.time, txIds, codes: block.codes, events });

@@ -268,11 +268,12 @@ export class LedgerStore implements StateReader, ChainIndex {
   }
 
   /** Every row of a state table in key order, as stored. */
-  *stateRows(table: StateTable): Generator<{ key: string; value: string }> {
-    yield* this.db.prepare(`SELECT key, value FROM ${stateTableName(table)} ORDER BY key`).iterate() as Iterable<{
-      key: string;
-      value: string;
-    }>;
+  *stateRows(table: StateTable): Generator<{ key: string; value: string; columns: unknown[] }> {
+    const cols = (QUERY_COLUMNS[table] ?? []).map(([c]) => c);
+    const sql = `SELECT key, value${cols.map((c) => `, ${c}`).join('')} FROM ${stateTableName(table)} ORDER BY key`;
+    for (const r of this.db.prepare(sql).iterate() as Iterable<Record<string, unknown>>) {
+      yield { key: r['key'] as string, value: r['value'] as string, columns: cols.map((c) => r[c]) };
+    }
   }
 
   *txRows(): Generator<{ tx_id: string; height: number; idx: number; code: string; author: string; nonce: string; type: string }> {

@@ -9,11 +9,12 @@ import { StateTables } from '@medledger/core/contracts/state';
 import { blockHash, type Block, type BlockHeader } from '@medledger/core/ledger/block';
 import { verifyChain, type ChainVerification } from '@medledger/core/ledger/chain-verify';
 import type { TxCode } from '@medledger/core/ledger/execute';
-import type { Genesis } from '@medledger/core/ledger/genesis';
+import { networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
 import { MemoryState } from '@medledger/core/ledger/memory-state';
 import { txIdOf, type Tx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
 import { LedgerStore } from './ledger-store.ts';
+import { QUERY_COLUMNS, SCHEMA_VERSION } from './schema.ts';
 
 export interface StoreVerification extends ChainVerification {
   stateEntries: number;
@@ -42,6 +43,10 @@ function* storedBlocks(store: LedgerStore, to: number): Generator<Block> {
     }
     if (hash !== row.hash) broken(h, 'stored block hash differs from the hash of its header');
     if (!Array.isArray(block.txs) || !Array.isArray(block.codes)) broken(h, 'transactions or codes are not lists');
+    // Stored exactly as written: an equivalent spelling (e.g. another JSON escape) is damage too.
+    if (JSON.stringify(block.header) !== row.header || JSON.stringify(block.txs) !== row.txs || JSON.stringify(block.codes) !== row.codes) {
+      broken(h, 'block row is not in the form the node writes');
+    }
     yield block;
   }
 }
@@ -57,6 +62,12 @@ export async function verifyStore(path: string, onBlock?: (height: number, of: n
         details: 'The stored genesis is unreadable.',
         payload: { height: 0, what: 'genesis' },
         cause,
+      });
+    }
+    if (store.meta('network') !== networkIdOf(genesis) || store.meta('schemaVersion') !== String(SCHEMA_VERSION)) {
+      throw new MedledgerError('STATE_MISMATCH', {
+        details: 'The store’s network id or schema version differs from its genesis.',
+        payload: { table: 'meta', key: 'network' },
       });
     }
     const top = (store.db.prepare('SELECT MAX(height) AS h FROM blocks').get() as { h: number | null }).h ?? -1;
@@ -105,6 +116,16 @@ export async function verifyStore(path: string, onBlock?: (height: number, of: n
             payload: { table, key: row.key },
           });
         }
+        // The indexed copies the API searches by must equal the value's fields.
+        const value = JSON.parse(stored) as Record<string, unknown>;
+        (QUERY_COLUMNS[table] ?? []).forEach(([column, field], i) => {
+          if (row.columns[i] !== (value[field] ?? null)) {
+            throw new MedledgerError('STATE_MISMATCH', {
+              details: `State ${table}/${row.key} column ${column} differs from its value.`,
+              payload: { table, key: row.key, column },
+            });
+          }
+        });
         want.delete(k);
         entries++;
       }
