@@ -92,6 +92,20 @@ export class NatsCluster {
     this.servers[index]!.process = null;
   }
 
+  /** Index of the server that leads `stream` now. */
+  async streamLeader(stream: string): Promise<number> {
+    const nc = await connect({ servers: this.urls, timeout: 2000 });
+    try {
+      const info = await nc.request(`$JS.API.STREAM.INFO.${stream}`, undefined, { timeout: 2000 });
+      const leader = (JSON.parse(new TextDecoder().decode(info.data)) as { cluster?: { leader?: string } }).cluster?.leader;
+      const i = this.servers.findIndex((s) => s.name === leader);
+      if (i < 0) throw new Error(`no leader for ${stream}`);
+      return i;
+    } finally {
+      await nc.close();
+    }
+  }
+
   restart(index: number): void {
     this.spawn(this.servers[index]!);
   }

@@ -12,6 +12,8 @@ import { Peer } from './peer/peer.ts';
 import { createApi } from './api/server.ts';
 import { DataDirFiles, type NodeConfig } from './config/data-dir.ts';
 import { NatsOrderer } from './ordering/nats-orderer.ts';
+import { FinalityTracker } from './peer/finality-tracker.ts';
+import type { Signer } from '@medledger/core/ledger/tx';
 
 export interface LedgerNodeOptions {
   dataDir: string;
@@ -23,6 +25,8 @@ export interface LedgerNodeOptions {
   port: number;
   rateLimitPerMinute?: number;
   logger?: boolean;
+  /** this institution's key: a validator signs its finality votes with it */
+  signer?: Signer | null;
 }
 
 export class LedgerNode {
@@ -30,6 +34,7 @@ export class LedgerNode {
 
   private constructor(
     readonly peer: Peer,
+    readonly finality: FinalityTracker | null,
     private readonly o: LedgerNodeOptions,
   ) {}
 
@@ -44,8 +49,20 @@ export class LedgerNode {
         ? new NatsOrderer({ servers: ordering.servers, stream: ordering.stream, replicas: ordering.replicas, ...limits })
         : new SoloOrderer({ dir: join(o.dataDir, DataDirFiles.orderer), ...limits });
     const peer = new Peer(store, orderer, o.genesis);
+    // On a consortium, finality votes travel on their own stream beside the ordering stream.
+    const finality =
+      ordering.kind === 'nats'
+        ? new FinalityTracker(peer, {
+            servers: ordering.servers,
+            stream: `${ordering.stream}_VOTES`,
+            replicas: ordering.replicas,
+            quorum: cfg.quorum,
+            signer: o.signer ?? null,
+          })
+        : null;
+    await finality?.start();
     await peer.start();
-    const node = new LedgerNode(peer, o);
+    const node = new LedgerNode(peer, finality, o);
     peer.on('error', (e) => {
       // Safety before liveness: a peer that cannot apply a block stops committing.
       process.stderr.write(`medledger: peer halted: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -55,6 +72,7 @@ export class LedgerNode {
       rateLimitPerMinute: o.rateLimitPerMinute ?? 60_000,
       institution: o.institution,
       logger: o.logger ?? false,
+      finality,
     });
     await node.app.listen({ host: o.host, port: o.port });
     return node;
@@ -72,6 +90,7 @@ export class LedgerNode {
 
   async stop(): Promise<void> {
     await this.app?.close();
+    await this.finality?.stop();
     await this.peer.stop();
     this.peer.store.close();
   }

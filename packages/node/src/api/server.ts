@@ -13,6 +13,7 @@ import type { JsonValue } from '@medledger/core/codec/canonical-json';
 import type { Member } from '@medledger/core/contracts/state';
 import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
+import type { FinalityTracker } from '../peer/finality-tracker.ts';
 import { toHttpError } from './http-errors.ts';
 
 export interface ApiOptions {
@@ -22,6 +23,8 @@ export interface ApiOptions {
   rateLimitPerMinute: number;
   institution: string;
   logger: boolean;
+  /** on a consortium: finality certificates and divergence */
+  finality?: FinalityTracker | null;
 }
 
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -88,8 +91,12 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
 
   app.get('/api/health', { schema: { summary: 'Node status and chain head', tags: ['node'] } }, () => {
     const head = store.head();
+    const fin = o.finality?.status;
     return {
-      status: peer.haltedBy === null ? 'ok' : 'halted',
+      status: fin?.divergence ? 'DIVERGENCE' : peer.haltedBy === null ? 'ok' : 'halted',
+      finalHeight: fin?.finalHeight ?? null,
+      divergence: fin?.divergence ?? null,
+      dissentingValidators: [...new Set((fin?.dissents ?? []).map((d) => d.institution))],
       network: peer.network,
       institution: o.institution,
       ordering: peer.orderer.kind,
@@ -153,13 +160,15 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       if (status.status !== 'committed') return { txId: id, status: status.status };
       const stored = store.block(status.height)!;
       const txs = stored.block.txs.map((tx) => ({ tx, txId: txIdOf(tx) }));
+      const certificate = o.finality?.certificate(status.height) ?? null;
       return {
         txId: id,
-        status: 'committed',
+        status: certificate !== null ? 'final' : 'committed',
         height: status.height,
         index: status.index,
         code: status.code,
         receipt: buildReceipt(stored.block.header, txs, stored.block.codes, status.index),
+        finality: certificate,
       };
     },
   );

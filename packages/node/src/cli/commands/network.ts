@@ -5,7 +5,15 @@ import type { Command } from 'commander';
 import { createNetwork, type InstitutionPlan } from '@medledger/core/ledger/network-builder';
 import { InstitutionKinds, type InstitutionKind } from '@medledger/core/policy/roles';
 import { MedledgerError } from '@medledger/core/errors';
-import { DataDirFiles, readGenesis, readNodeConfig, writeJson, type NodeConfig } from '../../config/data-dir.ts';
+import {
+  DataDirFiles,
+  keyFilePath,
+  readGenesis,
+  readIdentityFile,
+  readNodeConfig,
+  writeJson,
+  type NodeConfig,
+} from '../../config/data-dir.ts';
 import { LedgerNode } from '../../ledger-node.ts';
 import { runDemo } from '../../demo/demo.ts';
 
@@ -90,6 +98,9 @@ export function registerNetworkCommands(program: Command): void {
         port: o.port !== undefined ? Number(o.port) : config.api.port,
         rateLimitPerMinute: config.rateLimitPerMinute,
         ordering: config.ordering,
+        signer: existsSync(keyFilePath(dataDir, config.institution))
+          ? readIdentityFile(keyFilePath(dataDir, config.institution)).signing
+          : null,
         logger: o.log,
       });
       process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);
