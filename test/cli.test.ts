@@ -43,6 +43,10 @@ const COMMANDS = [
   ['access', 'requests'],
   ['access', 'log'],
   ['verify'],
+  ['cluster'],
+  ['cluster', 'up'],
+  ['cluster', 'down'],
+  ['cluster', 'status'],
 ];
 
 describe('help', () => {
@@ -198,5 +202,33 @@ describe('a network made and used from the command line', () => {
     const verify = medledger('verify', join(dir, 'hosp-a'));
     expect(verify.status, verify.stderr).toBe(0);
     expect(verify.stdout).toContain('intact');
+  });
+});
+
+describe('a local consortium from the command line', () => {
+  it('cluster up starts NATS servers and validators, status shows them agreeing, down stops them', async () => {
+    const dir = join(tempDir('cluster'), 'c');
+    const base = await freePort();
+    const natsPort = 30000 + (base % 20000);
+    const up = medledger('cluster', 'up', '--dir', dir, '--base-port', String(base), '--nats-port', String(natsPort));
+    try {
+      expect(up.status, up.stderr).toBe(0);
+      const status = JSON.parse(medledger('--json', 'cluster', 'status', '--dir', dir).stdout) as {
+        nodes: { status: string; height: number }[];
+        nats: { running: boolean }[];
+      };
+      expect(status.nodes).toHaveLength(4);
+      expect(status.nodes.every((n) => n.status === 'ok')).toBe(true);
+      expect(status.nats.every((n) => n.running)).toBe(true);
+    } finally {
+      const down = medledger('cluster', 'down', '--dir', dir);
+      expect(down.status, down.stderr).toBe(0);
+    }
+    const after = JSON.parse(medledger('--json', 'cluster', 'status', '--dir', dir).stdout) as {
+      nodes: { status: string }[];
+      nats: { running: boolean }[];
+    };
+    expect(after.nodes.every((n) => n.status === 'down')).toBe(true);
+    expect(after.nats.every((n) => !n.running)).toBe(true);
   });
 });

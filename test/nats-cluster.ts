@@ -8,8 +8,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { freePort, tempDir } from './test-network.ts';
+import { NATS_SERVER_PATHS, natsConfig } from '../packages/node/src/cluster/nats-config.ts';
 
-export const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => spawnSync(p, ['--version']).status === 0);
+export const NATS_SERVER = NATS_SERVER_PATHS.find((p) => spawnSync(p, ['--version']).status === 0);
 
 export interface NatsServer {
   name: string;
@@ -42,16 +43,8 @@ export class NatsCluster {
     const cluster = new NatsCluster(servers);
     for (const s of servers) {
       mkdirSync(s.dir, { recursive: true });
-      const routes = servers.filter((o) => o !== s).map((o) => `"nats-route://127.0.0.1:${o.clusterPort}"`);
-      writeFileSync(
-        join(s.dir, 'nats.conf'),
-        [
-          `server_name: ${s.name}`,
-          `listen: "127.0.0.1:${s.port}"`,
-          `jetstream { store_dir: "${join(s.dir, 'js')}", max_memory_store: 268435456, max_file_store: 4294967296 }`,
-          size > 1 ? `cluster { name: medledger, listen: "127.0.0.1:${s.clusterPort}", routes: [${routes.join(', ')}] }` : '',
-        ].join('\n'),
-      );
+      const plans = servers.map((o) => ({ name: o.name, port: o.port, clusterPort: o.clusterPort, storeDir: join(o.dir, 'js') }));
+      writeFileSync(join(s.dir, 'nats.conf'), natsConfig(plans[servers.indexOf(s)]!, plans));
     }
     for (const s of servers) cluster.spawn(s);
     await cluster.waitReady();

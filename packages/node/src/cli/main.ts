@@ -10,6 +10,7 @@ import { installNodeCrypto } from '../crypto/node-crypto.ts';
 import { registerNetworkCommands } from './commands/network.ts';
 import { registerIdentityCommands } from './commands/acting.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
+import { registerClusterCommands } from './commands/cluster.ts';
 
 installNodeCrypto();
 
@@ -23,6 +24,7 @@ const program = new Command()
 registerNetworkCommands(program);
 registerIdentityCommands(program);
 registerVerifyCommand(program);
+registerClusterCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof MedledgerError) {
