@@ -6,7 +6,6 @@
  *
  *   npm run bench:embedded -- [--txs 20000] [--runs 3] [--authors 200]
  */
-import { verify as nodeVerify, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
@@ -18,6 +17,7 @@ import { installNodeCrypto } from '../packages/node/src/crypto/node-crypto.ts';
 import { LedgerNode } from '../packages/node/src/ledger-node.ts';
 import { makeNetwork, recordBody, INSTITUTIONS } from '../test/test-network.ts';
 import { percentile, progress, report, summarise } from './bench-report.ts';
+import { verifyCeiling } from './machine-limits.ts';
 
 installNodeCrypto();
 
@@ -36,25 +36,6 @@ const AUTHORS = args.quick ? 40 : Number(args.authors);
 const PATIENTS = 500;
 const IN_FLIGHT = 4000;
 const LONE = 50;
-
-/** The machine's ceiling: Ed25519 verifications per second, async on the thread pool. */
-async function verifyCeiling(): Promise<number> {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const msg = Buffer.alloc(48, 7);
-  const sig = nodeSign(null, msg, privateKey);
-  const n = 20000;
-  const t0 = performance.now();
-  let inflight: Promise<boolean>[] = [];
-  for (let i = 0; i < n; i++) {
-    inflight.push(new Promise((res, rej) => nodeVerify(null, msg, publicKey, sig, (e, ok) => (e ? rej(e) : res(ok)))));
-    if (inflight.length >= 512) {
-      await Promise.all(inflight);
-      inflight = [];
-    }
-  }
-  await Promise.all(inflight);
-  return n / ((performance.now() - t0) / 1000);
-}
 
 /** CPU profile of the timed part only (`--profile <file>`), for flame graphs. */
 async function startProfile(): Promise<Session> {

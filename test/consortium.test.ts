@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { verifyCertificate, type FinalityCertificate, type Validator } from '@medledger/core/ledger/finality';
 import { keyId } from '@medledger/core/crypto/ed25519';
@@ -192,4 +193,15 @@ it('SIGKILL of the stream leader mid-load: ordering resumes, nothing acknowledge
     const r = await http<{ status: string; height: number }>('GET', `${nodes.get('lab-d')!.url}/api/tx/${txId}`);
     expect(r.body.status, txId).toBe('final');
   }
+});
+
+it('a wiped validator catches up from the stream to the same state root', { timeout: 300_000 }, async () => {
+  await nodes.get('lab-d')!.kill('SIGKILL');
+  for (const f of ['chain.db', 'chain.db-wal', 'chain.db-shm']) rmSync(join(net.nodeDir('lab-d'), f), { force: true });
+  await startNode('lab-d');
+  await until(async () => {
+    const [a, d] = await Promise.all([health('hosp-a'), health('lab-d')]);
+    return d.height === a.height && d.stateRoot === a.stateRoot && d.finalHeight === d.height;
+  }, 120_000);
+  expect((await health('lab-d')).status).toBe('ok');
 });

@@ -287,7 +287,8 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     '/api/events',
     {
       schema: {
-        summary: 'Server-sent events: `block` for each committed block and `ledger` for each contract event',
+        summary:
+          'Server-sent events: `block` for each committed block, `ledger` for each contract event, `final` for each certified height (consortium)',
         tags: ['ledger'],
         querystring: Type.Object({ patientCode: Type.Optional(Hex64) }),
       },
@@ -321,10 +322,17 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         }
       };
       peer.on('block', onBlock);
+      // On a consortium: each newly final height, with its txIds, for clients that wait for finality.
+      const onFinal = (f: { height: number; blockHash: string }): void => {
+        const b = store.block(f.height);
+        send('final', { height: f.height, hash: f.blockHash, txIds: b === undefined ? [] : b.block.txs.map((tx) => txIdOf(tx)) });
+      };
+      o.finality?.on('final', onFinal);
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
       req.raw.on('close', () => {
         clearInterval(keepAlive);
         peer.off('block', onBlock);
+        o.finality?.off('final', onFinal);
       });
     },
   );

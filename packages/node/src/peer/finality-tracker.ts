@@ -9,6 +9,7 @@
  * The validator set in force at height h is that of the state after block h-1: an admission or
  * removal committed in block k changes the set from height k+1 on.
  */
+import { EventEmitter } from 'node:events';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { DeliverPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
@@ -33,7 +34,11 @@ export interface FinalityOptions {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export class FinalityTracker {
+export interface FinalityEvents {
+  final: [{ height: number; blockHash: string }];
+}
+
+export class FinalityTracker extends EventEmitter<FinalityEvents> {
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
   private messages: ConsumerMessages | null = null;
@@ -51,6 +56,7 @@ export class FinalityTracker {
     private readonly peer: Peer,
     private readonly o: FinalityOptions,
   ) {
+    super();
     const db = peer.store.db;
     db.exec(
       `CREATE TABLE IF NOT EXISTS votes (height INTEGER NOT NULL, validator TEXT NOT NULL, block_hash TEXT NOT NULL, state_root TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (height, validator)) WITHOUT ROWID`,
@@ -187,6 +193,7 @@ export class FinalityTracker {
       v.blockHash,
       JSON.stringify(cert),
     );
+    this.emit('final', { height: v.height, blockHash: v.blockHash });
     const own = this.peer.store.block(v.height);
     if (own !== undefined && own.hash !== v.blockHash) this.diverge(v.height, own.hash, v.blockHash, votes);
   }
