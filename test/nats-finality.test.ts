@@ -110,3 +110,42 @@ it('certifies every block with a quorum that core verifies, and names a validato
   for (const n of nodes) expect(n.finality.status.divergence).toBeNull();
   expect(nodes.every((n) => n.peer.haltedBy === null)).toBe(true);
 }, 120_000);
+
+it('an admitted validator joins the validator set from the height after its admission', async () => {
+  const [a] = nodes as [(typeof nodes)[0]];
+  nodes[3]!.finality.corruptVotes = false;
+  const newcomer = await Identity.generate('hosp-f');
+  const propose = await net.issuer.tx(net.network, 'membership.propose', {
+    action: 'admit',
+    institution: {
+      id: 'hosp-f',
+      name: 'Hospital F',
+      kind: 'hospital',
+      signingKey: newcomer.signingKey,
+      encryptionKey: newcomer.encryptionKey,
+      validator: true,
+    },
+  });
+  await a.peer.submit(propose.tx);
+  await a.peer.waitForCommit(propose.txId, 30_000);
+  let admittedAt = 0;
+  for (const voter of ['hosp-a', 'hosp-b', 'clinic-c']) {
+    const v = await net.institutions.get(voter)!.tx(net.network, 'membership.vote', { proposalId: propose.txId, approve: true });
+    await a.peer.submit(v.tx);
+    const s = await a.peer.waitForCommit(v.txId, 30_000);
+    if (s.status === 'committed') admittedAt = s.height;
+  }
+  const at = a.finality.validatorsAt(admittedAt).map((v) => v.institution);
+  const after = a.finality.validatorsAt(admittedAt + 1).map((v) => v.institution);
+  expect(at).not.toContain('hosp-f');
+  expect(after).toContain('hosp-f');
+  expect(after).toHaveLength(5);
+  // Four of five honest validators are still two thirds: later blocks become final.
+  const t = await net.institutions.get('hosp-a')!.tx(net.network, 'membership.propose', { action: 'remove', institutionId: 'res-e' });
+  await a.peer.submit(t.tx);
+  const s = await a.peer.waitForCommit(t.txId, 30_000);
+  expect(s.status).toBe('committed');
+  const height = s.status === 'committed' ? s.height : 0;
+  await until(() => a.finality.status.finalHeight >= height);
+  expect(a.finality.certificate(height)!.votes.length).toBeGreaterThanOrEqual(4);
+}, 120_000);
