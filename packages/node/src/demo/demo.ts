@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { JsonObject } from '@medledger/core/codec/canonical-json';
 import { fromBase64Url, toBase64Url } from '@medledger/core/codec/bytes';
 import { Identity } from '@medledger/core/client/identity';
-import { sealRecord } from '@medledger/core/client/seal-record';
+import { sealRecord, type SealedRecord } from '@medledger/core/client/seal-record';
 import { patientCodeOf } from '@medledger/core/contracts/identity';
 import { createNetwork, type InstitutionPlan } from '@medledger/core/ledger/network-builder';
 import type { TxType } from '@medledger/core/ledger/tx-types';
@@ -47,6 +47,25 @@ export interface DemoOptions {
   host: string;
   port: number;
   log: (line: string) => void;
+}
+
+/** The index entry of a record kept on the chain (TMSMD mode: the ciphertext is in the tx). */
+function onChainRecordBody(patientCode: string, category: string, sealed: SealedRecord, registrationRequestId: string | null): JsonObject {
+  return {
+    patientCode,
+    category,
+    groupKeyId: null,
+    hashAlg: 'sha-256',
+    hashLength: 32,
+    hash: sealed.hash,
+    ciphertextHash: sealed.ciphertextHash,
+    size: sealed.size,
+    storage: 'chain',
+    pointer: null,
+    ciphertext: toBase64Url(sealed.ciphertext),
+    keyEnvelopes: sealed.keyEnvelopes,
+    registrationRequestId,
+  };
 }
 
 function identitiesDir(dataDir: string): string {
@@ -165,21 +184,7 @@ async function seed(
       recordSteps.push({
         who: who(p.home === 'hosp-north' ? 'hosp-north/dr-ahn' : 'hosp-river/dr-eom'),
         type: 'records.register',
-        body: {
-          patientCode: p.code,
-          category: r.category,
-          groupKeyId: null,
-          hashAlg: 'sha-256',
-          hashLength: 32,
-          hash: sealed.hash,
-          ciphertextHash: sealed.ciphertextHash,
-          size: sealed.size,
-          storage: 'chain',
-          pointer: null,
-          ciphertext: toBase64Url(sealed.ciphertext),
-          keyEnvelopes: sealed.keyEnvelopes,
-          registrationRequestId: null,
-        },
+        body: onChainRecordBody(p.code, r.category, sealed, null),
       });
     }
   }
@@ -207,21 +212,7 @@ async function seed(
     {
       who: who('clinic-east/dr-gil'),
       type: 'records.register',
-      body: {
-        patientCode: p0.code,
-        category: 'Observation',
-        groupKeyId: null,
-        hashAlg: 'sha-256',
-        hashLength: 32,
-        hash: sealed.hash,
-        ciphertextHash: sealed.ciphertextHash,
-        size: sealed.size,
-        storage: 'chain',
-        pointer: null,
-        ciphertext: toBase64Url(sealed.ciphertext),
-        keyEnvelopes: sealed.keyEnvelopes,
-        registrationRequestId: reqId!,
-      },
+      body: onChainRecordBody(p0.code, 'Observation', sealed, reqId!),
     },
   ]);
 

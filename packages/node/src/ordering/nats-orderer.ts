@@ -10,18 +10,9 @@
  * Note (FACTS.md): nats-server 2.9 has no `sync_interval`; an ack means "stored on a quorum of
  * servers", not "fsynced".
  */
-import { connect } from '@nats-io/transport-node';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import {
-  DeliverPolicy,
-  DiscardPolicy,
-  StorageType,
-  jetstream,
-  jetstreamManager,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JsMsg,
-} from '@nats-io/jetstream';
+import { openStream } from './jetstream-stream.ts';
+import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeTx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
 import type { OrderedBatch, OrderedTx, Orderer, OrdererStart } from './orderer.ts';
@@ -64,25 +55,20 @@ export class NatsOrderer implements Orderer {
   }
 
   async start(from: OrdererStart, deliver: (batch: OrderedBatch) => Promise<void>): Promise<void> {
-    this.nc = await connect({ servers: this.o.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'medledger' });
-    this.js = jetstream(this.nc);
-    const jsm = await jetstreamManager(this.nc);
-    try {
-      await jsm.streams.info(this.o.stream);
-    } catch {
-      await jsm.streams.add({
-        name: this.o.stream,
-        subjects: [this.txSubject, this.cutSubject],
-        storage: StorageType.File,
-        num_replicas: this.o.replicas,
-        duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-        discard: DiscardPolicy.Old,
-        max_msg_size: this.o.maxTxBytes + 1024,
-      });
-    }
+    const { nc, js } = await openStream(this.o.servers, 'medledger', {
+      name: this.o.stream,
+      subjects: [this.txSubject, this.cutSubject],
+      storage: StorageType.File,
+      num_replicas: this.o.replicas,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+      discard: DiscardPolicy.Old,
+      max_msg_size: this.o.maxTxBytes + 1024,
+    });
+    this.nc = nc;
+    this.js = js;
     this.nextHeight = from.height + 1;
     const startSeq = (from.position === '' ? 0 : Number(from.position)) + 1;
-    const consumer = await this.js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
+    const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
     this.messages = await consumer.consume();
     const messages = this.messages;
     this.loop = (async () => {

@@ -10,9 +10,9 @@
  * removal committed in block k changes the set from height k+1 on.
  */
 import { EventEmitter } from 'node:events';
-import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { openStream } from '../ordering/jetstream-stream.ts';
+import { DeliverPolicy, StorageType, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { MedledgerError } from '@medledger/core/errors';
 import type { Member } from '@medledger/core/contracts/state';
 import type { Signer } from '@medledger/core/ledger/tx';
@@ -91,21 +91,16 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     this.peer.store.initialise(this.peer.genesis);
     const head = this.peer.store.head();
     if (this.validatorsAt(head.height + 1).length === 0) this.recordValidatorSet(head.height);
-    this.nc = await connect({ servers: this.o.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'medledger-votes' });
-    this.js = jetstream(this.nc);
-    const jsm = await jetstreamManager(this.nc);
-    try {
-      await jsm.streams.info(this.o.stream);
-    } catch {
-      await jsm.streams.add({
-        name: this.o.stream,
-        subjects: [`${this.o.stream}.vote`],
-        storage: StorageType.File,
-        num_replicas: this.o.replicas,
-      });
-    }
+    const { nc, js } = await openStream(this.o.servers, 'medledger-votes', {
+      name: this.o.stream,
+      subjects: [`${this.o.stream}.vote`],
+      storage: StorageType.File,
+      num_replicas: this.o.replicas,
+    });
+    this.nc = nc;
+    this.js = js;
     this.peer.on('block', this.onBlock);
-    const consumer = await this.js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.All });
+    const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.All });
     const messages = await consumer.consume();
     this.messages = messages;
     this.loop = (async () => {

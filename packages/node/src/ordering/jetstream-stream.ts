@@ -1,0 +1,24 @@
+/**
+ * Opens a connection to the consortium's NATS servers and makes sure a JetStream stream exists
+ * (created with `config` the first time; an existing stream is used as it is). Shared by the
+ * ordering stream and the votes stream.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient, type StreamConfig } from '@nats-io/jetstream';
+
+export async function openStream(
+  servers: string[],
+  connectionName: string,
+  config: Partial<StreamConfig> & { name: string },
+): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
+  // Reconnect forever: a member's NATS server may be restarted or its stream leader re-elected.
+  const nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: connectionName });
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(config.name);
+  } catch {
+    await jsm.streams.add(config);
+  }
+  return { nc, js: jetstream(nc) };
+}
