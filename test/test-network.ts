@@ -185,7 +185,9 @@ export class NodeProcess {
 
   /** Starts `medledger start --data dir` as a child process and waits for /api/health. */
   static async start(dataDir: string, port: number): Promise<NodeProcess> {
-    const child = spawn(process.execPath, [CLI, 'start', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
+    // MEDLEDGER_NODE_ARGS passes Node options to node processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+    const nodeArgs = (process.env['MEDLEDGER_NODE_ARGS'] ?? '').split(' ').filter((x) => x.length > 0);
+    const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const p = new NodeProcess(child, `http://127.0.0.1:${port}`);

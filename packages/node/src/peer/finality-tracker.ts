@@ -10,6 +10,7 @@
  * removal committed in block k changes the set from height k+1 on.
  */
 import { EventEmitter } from 'node:events';
+import type { Statement } from 'better-sqlite3';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { openStream } from '../ordering/jetstream-stream.ts';
 import { DeliverPolicy, StorageType, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
@@ -65,6 +66,18 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     db.exec('CREATE TABLE IF NOT EXISTS validator_sets (from_height INTEGER PRIMARY KEY, validators TEXT NOT NULL)');
   }
 
+  private readonly statements = new Map<string, Statement>();
+
+  /** Prepared once per SQL text: votes arrive several per block, on the hot path. */
+  private stmt(sql: string): Statement {
+    let st = this.statements.get(sql);
+    if (st === undefined) {
+      st = this.peer.store.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   /** Validators of the current state, recorded as the set for the next height when it changed. */
   private recordValidatorSet(afterHeight: number): void {
     const ids = (this.peer.store.get('meta', 'members') as string[] | undefined) ?? [];
@@ -73,15 +86,12 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
       .filter((m) => m.status === 'active' && m.validator)
       .map((m) => ({ institution: m.id, keyId: keyId(m.signingKey), publicKey: m.signingKey }));
     const text = JSON.stringify(set);
-    const db = this.peer.store.db;
-    const last = db.prepare('SELECT validators FROM validator_sets ORDER BY from_height DESC LIMIT 1').pluck().get() as string | undefined;
-    if (last !== text)
-      db.prepare('INSERT OR REPLACE INTO validator_sets(from_height, validators) VALUES (?, ?)').run(afterHeight + 1, text);
+    const last = this.stmt('SELECT validators FROM validator_sets ORDER BY from_height DESC LIMIT 1').pluck().get() as string | undefined;
+    if (last !== text) this.stmt('INSERT OR REPLACE INTO validator_sets(from_height, validators) VALUES (?, ?)').run(afterHeight + 1, text);
   }
 
   validatorsAt(height: number): Validator[] {
-    const text = this.peer.store.db
-      .prepare('SELECT validators FROM validator_sets WHERE from_height <= ? ORDER BY from_height DESC LIMIT 1')
+    const text = this.stmt('SELECT validators FROM validator_sets WHERE from_height <= ? ORDER BY from_height DESC LIMIT 1')
       .pluck()
       .get(height) as string | undefined;
     return text === undefined ? [] : (JSON.parse(text) as Validator[]);
@@ -116,8 +126,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     // makes a repeat harmless).
     if (this.o.signer !== null) {
       const mine = keyId(this.o.signer.publicKey);
-      const last =
-        (this.peer.store.db.prepare('SELECT MAX(height) FROM votes WHERE validator = ?').pluck().get(mine) as number | null) ?? 0;
+      const last = (this.stmt('SELECT MAX(height) FROM votes WHERE validator = ?').pluck().get(mine) as number | null) ?? 0;
       for (let h = last + 1; h <= head.height; h++) await this.vote({ height: h });
     }
   }
@@ -153,8 +162,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     }
     const validators = this.validatorsAt(v.height);
     if (!(await verifyVote(v, validators))) return;
-    const db = this.peer.store.db;
-    db.prepare('INSERT OR IGNORE INTO votes(height, validator, block_hash, state_root, signature) VALUES (?, ?, ?, ?, ?)').run(
+    this.stmt('INSERT OR IGNORE INTO votes(height, validator, block_hash, state_root, signature) VALUES (?, ?, ?, ?, ?)').run(
       v.height,
       v.validator,
       v.blockHash,
@@ -167,8 +175,8 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
       this.dissents.push({ height: v.height, validator: v.validator, institution, blockHash: v.blockHash, stateRoot: v.stateRoot });
       process.stderr.write(`medledger: validator ${institution} (${v.validator}) signed a different block at height ${v.height}\n`);
     }
-    if (db.prepare('SELECT 1 FROM finality WHERE height = ?').get(v.height) !== undefined) return;
-    const votes = db.prepare('SELECT validator, block_hash, state_root, signature FROM votes WHERE height = ?').all(v.height) as {
+    if (this.stmt('SELECT 1 FROM finality WHERE height = ?').get(v.height) !== undefined) return;
+    const votes = this.stmt('SELECT validator, block_hash, state_root, signature FROM votes WHERE height = ?').all(v.height) as {
       validator: string;
       block_hash: string;
       state_root: string;
@@ -183,7 +191,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
       stateRoot: v.stateRoot,
       votes: agreeing.map((x) => ({ validator: x.validator, signature: x.signature })),
     };
-    db.prepare('INSERT OR IGNORE INTO finality(height, block_hash, certificate) VALUES (?, ?, ?)').run(
+    this.stmt('INSERT OR IGNORE INTO finality(height, block_hash, certificate) VALUES (?, ?, ?)').run(
       v.height,
       v.blockHash,
       JSON.stringify(cert),
@@ -206,7 +214,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
   }
 
   get status(): { finalHeight: number; divergence: FinalityTracker['divergence']; dissents: FinalityTracker['dissents'] } {
-    const h = this.peer.store.db.prepare('SELECT MAX(height) FROM finality').pluck().get() as number | null;
+    const h = this.stmt('SELECT MAX(height) FROM finality').pluck().get() as number | null;
     return { finalHeight: h ?? 0, divergence: this.divergence, dissents: this.dissents.slice(-100) };
   }
 
@@ -214,7 +222,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
   corruptVotes = false;
 
   certificate(height: number): FinalityCertificate | null {
-    const text = this.peer.store.db.prepare('SELECT certificate FROM finality WHERE height = ?').pluck().get(height) as string | undefined;
+    const text = this.stmt('SELECT certificate FROM finality WHERE height = ?').pluck().get(height) as string | undefined;
     return text === undefined ? null : (JSON.parse(text) as FinalityCertificate);
   }
 
