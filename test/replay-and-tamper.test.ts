@@ -3,7 +3,7 @@
  * of a stored block makes `verify` fail at that block's height; changing a stored state or
  * index row is named by table and key.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -67,19 +67,20 @@ beforeAll(async () => {
   chainPath = join(net.nodeDir('hosp-a'), 'chain.db');
 });
 
-afterAll(() => undefined);
+/** A new node of the same network with an empty store, started. */
+async function freshPeer(prefix: string): Promise<{ dir: string; store: LedgerStore; peer: Peer }> {
+  const dir = tempDir(prefix);
+  const store = new LedgerStore(join(dir, 'chain.db'));
+  const orderer = new SoloOrderer({ dir: join(dir, 'orderer'), maxTxPerBlock: 100, batchTimeoutMs: 10, maxTxBytes: 65536 });
+  const peer = new Peer(store, orderer, net.genesis);
+  await peer.start();
+  return { dir, store, peer };
+}
 
 describe('replay', () => {
   it('a fresh node applying the same blocks reaches the same state root', async () => {
     const source = new LedgerStore(chainPath, { readonly: true });
-    const dir = tempDir('replay');
-    const store = new LedgerStore(join(dir, 'chain.db'));
-    const peer = new Peer(
-      store,
-      new SoloOrderer({ dir: join(dir, 'orderer'), maxTxPerBlock: 100, batchTimeoutMs: 10, maxTxBytes: 65536 }),
-      net.genesis,
-    );
-    await peer.start();
+    const { dir, store, peer } = await freshPeer('replay');
     const top = source.head().height;
     for (let h = 1; h <= top; h++) peer.applyBlock(source.block(h)!.block);
     expect(store.head()).toEqual(source.head());
@@ -91,14 +92,7 @@ describe('replay', () => {
 
   it('refuses a block whose re-execution differs', async () => {
     const source = new LedgerStore(chainPath, { readonly: true });
-    const dir = tempDir('replay-bad');
-    const store = new LedgerStore(join(dir, 'chain.db'));
-    const peer = new Peer(
-      store,
-      new SoloOrderer({ dir: join(dir, 'orderer'), maxTxPerBlock: 100, batchTimeoutMs: 10, maxTxBytes: 65536 }),
-      net.genesis,
-    );
-    await peer.start();
+    const { store, peer } = await freshPeer('replay-bad');
     const b1 = source.block(1)!.block;
     expect(() => peer.applyBlock({ ...b1, header: { ...b1.header, stateRoot: '0'.repeat(64) } })).toThrow(MedledgerError);
     expect(store.head().height).toBe(0);
