@@ -35,6 +35,20 @@ export const ErrorCodes = {
   RECORD_NOT_CUSTODIAN: 'Only the custodian institution may change this record.',
   RECORD_INTEGRITY: 'The record does not decrypt or does not match its hash in the index.',
   RECORD_RETRACTED: 'The record has been retracted or superseded.',
+  RECORD_ERASED: 'The patient had this record erased; its keys are destroyed and only its hashes remain.',
+  RECORD_NOT_HERE: 'This node does not keep the vault of the record’s custodian.',
+  RECORD_TOO_LARGE: 'The record or attachment is larger than the vault accepts.',
+  RECORD_INCOMPLETE: 'The record’s upload is not complete.',
+  FHIR_INVALID: 'The record is not a valid FHIR R4 resource of a kind the vault accepts.',
+  // signed requests (RFC 9421) to a vault
+  SIGNATURE_MISSING: 'The request carries no HTTP message signature.',
+  SIGNATURE_INVALID: 'The request’s HTTP message signature does not verify, or does not cover what it must.',
+  SIGNATURE_EXPIRED: 'The request’s signature was created outside the accepted time window.',
+  REQUEST_REPLAYED: 'A request with this signature nonce was already received.',
+  DIGEST_MISMATCH: 'The request body does not match its Content-Digest.',
+  // group keys
+  GROUP_EPOCH_INVALID: 'The group key epoch is not the next one, or its envelopes do not match the group’s members.',
+  GROUP_EPOCH_STALE: 'The group key epoch is not the group’s current one.',
   // consent
   CONSENT_REQUIRED: 'No consent of the patient covers this requester, record, purpose and time.',
   CONSENT_EXPIRED: 'The consent that would cover this has expired.',

@@ -132,6 +132,7 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
   const record = draft.get<RecordEntry>('records', body.recordId);
   if (record === undefined) reject('RECORD_NOT_FOUND');
   if (record.custodian !== principal.institution!.id) reject('RECORD_NOT_CUSTODIAN');
+  if (record.state === 'erased') reject('RECORD_ERASED');
   if (record.state !== 'active') reject('RECORD_RETRACTED');
   const requester = draft.get<Staff>('staff', body.requester);
   if (requester === undefined) reject('NOT_FOUND', 'No such requester.');
@@ -150,6 +151,9 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
     patientConsents(draft, record.patientCode),
   );
   if (!decision.allowed) reject(decision.code);
+  // Why: the reason the requester gave when asking, when the consent answered a request.
+  const consent = decision.consentId === null ? undefined : draft.get<Consent>('consents', decision.consentId);
+  const asked = consent?.requestId ? draft.get<AccessRequest>('accessRequests', consent.requestId) : undefined;
   logEntry(input, {
     patientCode: record.patientCode,
     recordId: record.recordId,
@@ -161,7 +165,7 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
     outcome: 'served',
     code: null,
     consentId: decision.consentId,
-    reason: null,
+    reason: asked?.reason ?? null,
   });
 }
 

@@ -10,6 +10,7 @@ import { concatBytes, fromBase64Url, utf8 } from '../codec/bytes.ts';
 import { hmacSha256 } from '../crypto/hash.ts';
 import { keyId } from '../crypto/ed25519.ts';
 import { toHex } from '../codec/bytes.ts';
+import { markGroupStale, staffIndexKey } from './groups.ts';
 import { reject, type ContractInput } from './context.ts';
 import { PatientCode, PublicKey, Signature, StaffId, StaffRole, Text } from './schemas.ts';
 import type { KeyEntry, Patient, Staff } from './state.ts';
@@ -83,6 +84,9 @@ export function enrolStaff(input: ContractInput<Static<typeof EnrolStaffBody>>):
   };
   draft.put('staff', staffId, staff);
   draft.put('keys', kid, key);
+  const index = staffIndexKey(inst.id);
+  draft.put('meta', index, [...(draft.get<string[]>('meta', index) ?? []), staffId]);
+  markGroupStale(draft, inst.id, body.role);
   input.events.push({ type: 'identity.staffEnrolled', data: { staffId, role: body.role } });
 }
 
@@ -96,6 +100,7 @@ export function revokeStaff(input: ContractInput<Static<typeof RevokeStaffBody>>
   const kid = keyId(staff.signingKey);
   const key = draft.get<KeyEntry>('keys', kid);
   if (key !== undefined) draft.put('keys', kid, { ...key, status: 'revoked' });
+  markGroupStale(draft, staff.institution, staff.role);
   input.events.push({ type: 'identity.staffRevoked', data: { staffId: staff.staffId } });
 }
 

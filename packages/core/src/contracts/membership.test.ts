@@ -224,3 +224,16 @@ describe('admission keeps keys unique', () => {
     expect(ledger.get('members', 'hosp-g')).toBeUndefined();
   });
 });
+
+describe('membership.setEndpoint', () => {
+  it('lets an institution publish its vault URL, and only an http(s) URL', async () => {
+    const a = ledger.institution('hosp-a');
+    await ledger.ok(ledger.tx(a, 'membership.setEndpoint', { vaultUrl: 'https://vault.hosp-a.example:8443/base' }));
+    expect(ledger.get<Member>('members', 'hosp-a')!.vaultUrl).toBe('https://vault.hosp-a.example:8443/base');
+    for (const vaultUrl of ['ftp://x', 'https://a b', 'javascript:alert(1)', 'https://h/?q=1']) {
+      expect(await ledger.code(ledger.tx(a, 'membership.setEndpoint', { vaultUrl }))).toBe('TX_BODY_INVALID');
+    }
+    await ledger.ok(ledger.tx(a, 'membership.setEndpoint', { vaultUrl: null }));
+    expect(ledger.get<Member>('members', 'hosp-a')!.vaultUrl).toBeNull();
+  });
+});

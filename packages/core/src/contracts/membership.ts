@@ -26,6 +26,10 @@ export const ProposeBody = Type.Union([
   Type.Object({ action: Type.Literal('remove'), institutionId: Id }, { additionalProperties: false }),
 ]);
 export const VoteBody = Type.Object({ proposalId: TxRef, approve: Type.Boolean() }, { additionalProperties: false });
+export const SetEndpointBody = Type.Object(
+  { vaultUrl: Type.Union([Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', maxLength: 300 }), Type.Null()]) },
+  { additionalProperties: false },
+);
 
 export const MEMBERS_KEY = 'members';
 
@@ -115,4 +119,12 @@ export function vote(input: ContractInput<Static<typeof VoteBody>>): void {
     proposal.decidedAtHeight = ctx.height;
   }
   draft.put('proposals', proposal.id, proposal);
+}
+
+/** An institution publishes where its vault answers, so other members can fetch what it keeps. */
+export function setEndpoint(input: ContractInput<Static<typeof SetEndpointBody>>): void {
+  const { draft, body, principal } = input;
+  const member = draft.get<Member>('members', principal.institution!.id)!;
+  draft.put('members', member.id, { ...member, vaultUrl: body.vaultUrl });
+  input.events.push({ type: 'membership.endpoint', data: { institution: member.id, vaultUrl: body.vaultUrl } });
 }

@@ -275,3 +275,29 @@ describe('records.retract', () => {
     );
   });
 });
+
+describe('records.erase', () => {
+  it('lets the patient erase every version of a record; the index keeps only hashes', async () => {
+    const { ledger, alice } = cast;
+    const r1 = await register('hosp-a/dr-kim', alice.patientCode);
+    const amended = await cast.ledger.ok(cast.ledger.tx(cast.staff('hosp-a/dr-kim'), 'records.amend', amendBody(r1.txId)));
+    const erase = await ledger.ok(ledger.tx(alice.patient, 'records.erase', { recordId: r1.txId }));
+    for (const id of [r1.txId, amended.txId]) {
+      const e = ledger.get<RecordEntry>('records', id)!;
+      expect(e).toMatchObject({ state: 'erased', keyEnvelopes: null, ciphertext: null, erasureTx: erase.txId, erasedAt: ledger.time });
+      expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(e.ciphertextHash).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(await ledger.code(ledger.tx(alice.patient, 'records.erase', { recordId: amended.txId }))).toBe('RECORD_ERASED');
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/dr-kim'), 'records.amend', amendBody(amended.txId)))).toBe('RECORD_ERASED');
+  });
+
+  it('refuses anyone but the record’s patient', async () => {
+    const { ledger, alice, bob } = cast;
+    const r = await register('hosp-a/dr-kim', alice.patientCode);
+    expect(await ledger.code(ledger.tx(bob.patient, 'records.erase', { recordId: r.txId }))).toBe('ROLE_FORBIDDEN');
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/dr-kim'), 'records.erase', { recordId: r.txId }))).toBe('ROLE_FORBIDDEN');
+    expect(await ledger.code(ledger.tx(alice.patient, 'records.erase', { recordId: '0'.repeat(64) }))).toBe('RECORD_NOT_FOUND');
+    expect(ledger.get<RecordEntry>('records', r.txId)!.state).toBe('active');
+  });
+});

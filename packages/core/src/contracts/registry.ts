@@ -6,6 +6,7 @@ import type { TxType } from '../ledger/tx-types.ts';
 import type { ContractInput } from './context.ts';
 import * as access from './access.ts';
 import * as consent from './consent.ts';
+import * as groups from './groups.ts';
 import * as identity from './identity.ts';
 import * as membership from './membership.ts';
 import * as records from './records.ts';
@@ -18,12 +19,15 @@ interface ContractEntry {
 export const Contracts: { readonly [T in TxType]: ContractEntry } = {
   'membership.propose': { schema: membership.ProposeBody, run: membership.propose },
   'membership.vote': { schema: membership.VoteBody, run: membership.vote },
+  'membership.setEndpoint': { schema: membership.SetEndpointBody, run: membership.setEndpoint },
   'identity.enrolStaff': { schema: identity.EnrolStaffBody, run: identity.enrolStaff },
   'identity.revokeStaff': { schema: identity.RevokeStaffBody, run: identity.revokeStaff },
   'identity.registerPatient': { schema: identity.RegisterPatientBody, run: identity.registerPatient },
   'records.register': { schema: records.RegisterBody, run: records.register },
   'records.amend': { schema: records.AmendBody, run: records.amend },
   'records.retract': { schema: records.RetractBody, run: records.retract },
+  'records.erase': { schema: records.EraseBody, run: records.erase },
+  'groups.rotate': { schema: groups.RotateBody, run: groups.rotate },
   'consent.requestRegistration': { schema: consent.RequestRegistrationBody, run: consent.requestRegistration },
   'consent.answerRegistration': { schema: consent.AnswerRegistrationBody, run: consent.answerRegistration },
   'consent.grant': { schema: consent.GrantBody, run: consent.grant },

@@ -19,6 +19,7 @@ export const StateTables = [
   'accessRequests',
   'accessLog',
   'reviews',
+  'groupKeys',
   'meta',
 ] as const;
 export type StateTable = (typeof StateTables)[number];
@@ -59,6 +60,8 @@ export interface Member {
   admittedAt: number;
   admittedAtHeight: number;
   removedAtHeight?: number;
+  /** where the institution's vault answers signed requests */
+  vaultUrl?: string | null;
 }
 
 export interface InstitutionDescriptor {
@@ -102,7 +105,7 @@ export interface Patient {
   registeredAt: number;
 }
 
-export type RecordState = 'active' | 'superseded' | 'retracted';
+export type RecordState = 'active' | 'superseded' | 'retracted' | 'erased';
 
 /** The record index entry: the TMSMD block fields (figure 5) plus the consortium's. */
 export interface RecordEntry {
@@ -120,7 +123,8 @@ export interface RecordEntry {
   storage: 'vault' | 'chain';
   pointer: string | null;
   ciphertext: string | null;
-  keyEnvelopes: { patient: string; custodian: string };
+  /** null once the patient had the record erased */
+  keyEnvelopes: { patient: string; custodian: string; group?: string } | null;
   author: string;
   registeredAt: number;
   height: number;
@@ -129,6 +133,8 @@ export interface RecordEntry {
   supersedes: string | null;
   supersededBy: string | null;
   registrationRequestId: string | null;
+  erasedAt?: number;
+  erasureTx?: string;
 }
 
 export interface RegistrationRequest {
@@ -209,4 +215,29 @@ export interface Review {
   openedAt: number;
   expiresAt: number;
   status: 'open' | 'closed';
+}
+
+/**
+ * A role group's key (TMSMD): one row per group (`<institution>/<role>`) naming its current
+ * epoch, and one row per epoch (`<institution>/<role>:<epoch>`) with the key wrapped to each
+ * member. A change of the group's members marks it stale until the next epoch is issued.
+ */
+export interface GroupKey {
+  groupId: string;
+  institution: string;
+  role: StaffRole;
+  epoch: number;
+  stale: boolean;
+  rotatedAt: number;
+  height: number;
+}
+
+export interface GroupEpoch {
+  groupKeyId: string;
+  groupId: string;
+  epoch: number;
+  /** staff id -> the group key wrapped (HPKE) to that member's encryption key */
+  envelopes: Record<string, string>;
+  issuedAt: number;
+  height: number;
 }
