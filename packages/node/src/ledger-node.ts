@@ -14,6 +14,8 @@ import { DataDirFiles, type NodeConfig } from './config/data-dir.ts';
 import { NatsOrderer } from './ordering/nats-orderer.ts';
 import { FinalityTracker } from './peer/finality-tracker.ts';
 import type { Signer } from '@medledger/core/ledger/tx';
+import { openVaults, type VaultService } from './vault/open-vaults.ts';
+import type { VaultConfig } from './config/data-dir.ts';
 
 export interface LedgerNodeOptions {
   dataDir: string;
@@ -27,6 +29,10 @@ export interface LedgerNodeOptions {
   logger?: boolean;
   /** this institution's key: a validator signs its finality votes with it */
   signer?: Signer | null;
+  /** the vault(s) to keep; their institutions' identity files must be in the data dir */
+  vault?: VaultConfig | null;
+  /** where this node's identity files are (default: <dataDir>/keys) */
+  keysDir?: string;
 }
 
 export class LedgerNode {
@@ -35,6 +41,7 @@ export class LedgerNode {
   private constructor(
     readonly peer: Peer,
     readonly finality: FinalityTracker | null,
+    readonly vault: VaultService | null,
     private readonly o: LedgerNodeOptions,
   ) {}
 
@@ -62,7 +69,8 @@ export class LedgerNode {
         : null;
     await finality?.start();
     await peer.start();
-    const node = new LedgerNode(peer, finality, o);
+    const vault = o.vault ? await openVaults(o.dataDir, o.keysDir ?? join(o.dataDir, DataDirFiles.keys), o.vault, peer, finality) : null;
+    const node = new LedgerNode(peer, finality, vault, o);
     peer.on('error', (e) => {
       // Safety before liveness: a peer that cannot apply a block stops committing.
       process.stderr.write(`medledger: peer halted: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -73,6 +81,7 @@ export class LedgerNode {
       institution: o.institution,
       logger: o.logger ?? false,
       finality,
+      vault,
     });
     await node.app.listen({ host: o.host, port: o.port });
     return node;
@@ -90,6 +99,7 @@ export class LedgerNode {
 
   async stop(): Promise<void> {
     await this.app?.close();
+    await this.vault?.stop();
     await this.finality?.stop();
     await this.peer.stop();
     this.peer.store.close();

@@ -98,7 +98,7 @@ export class VaultClient {
     const res = await (this.o.fetch ?? fetch)(url, {
       method,
       headers: { ...headers, ...signed },
-      ...(body !== undefined ? { body: body as RequestInit['body'], duplex: 'half' } : {}),
+      ...(body === undefined ? {} : { body: body instanceof Uint8Array ? body : body.stream(), duplex: 'half' }),
     } as RequestInit);
     if (!res.ok) {
       let code = 'INTERNAL';

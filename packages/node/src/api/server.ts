@@ -15,6 +15,8 @@ import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
 import { toHttpError } from './http-errors.ts';
+import { registerVaultRoutes } from './vault-routes.ts';
+import type { VaultService } from '../vault/vault-service.ts';
 
 export interface ApiOptions {
   /** largest request body accepted, bytes */
@@ -25,6 +27,8 @@ export interface ApiOptions {
   logger: boolean;
   /** on a consortium: finality certificates and divergence */
   finality?: FinalityTracker | null;
+  /** the vault(s) this node keeps, served under /vault */
+  vault?: VaultService | null;
 }
 
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -337,5 +341,6 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     },
   );
 
+  if (o.vault) await registerVaultRoutes(app, o.vault);
   return app;
 }

@@ -11,6 +11,7 @@ import { registerNetworkCommands } from './commands/network.ts';
 import { registerIdentityCommands } from './commands/acting.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
+import { registerVaultCommands } from './commands/vault.ts';
 
 installNodeCrypto();
 
@@ -25,6 +26,7 @@ registerNetworkCommands(program);
 registerIdentityCommands(program);
 registerVerifyCommand(program);
 registerClusterCommands(program);
+registerVaultCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof MedledgerError) {

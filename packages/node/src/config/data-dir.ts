@@ -11,6 +11,18 @@ import { checkGenesis, type Genesis } from '@medledger/core/ledger/genesis';
 import type { IdentityFile } from '@medledger/core/client/identity';
 import { MedledgerError } from '@medledger/core/errors';
 
+export const VaultConfigSchema = Type.Object(
+  {
+    store: Type.Union([
+      Type.Object({ kind: Type.Literal('sqlite') }, { additionalProperties: false }),
+      Type.Object({ kind: Type.Literal('postgres'), connectionString: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    ]),
+    institutions: Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}$' }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type VaultConfig = Static<typeof VaultConfigSchema>;
+
 export const NodeConfigSchema = Type.Object(
   {
     institution: Type.String(),
@@ -28,6 +40,8 @@ export const NodeConfigSchema = Type.Object(
     ]),
     api: Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
     rateLimitPerMinute: Type.Integer({ minimum: 1 }),
+    /** the vault(s) this node keeps: the institution's own, or several on an embedded node */
+    vault: Type.Optional(VaultConfigSchema),
   },
   { additionalProperties: false },
 );
@@ -40,6 +54,8 @@ export const DataDirFiles = {
   keys: 'keys',
   chain: 'chain.db',
   orderer: 'orderer',
+  vault: 'vault.db',
+  vaultKeys: 'vault-keys',
 } as const;
 
 /** Writes a file atomically (temp file, fsync, rename), with `mode`. */

@@ -15,6 +15,7 @@ import type { TxType } from '@medledger/core/ledger/tx-types';
 import type { StaffRole } from '@medledger/core/policy/roles';
 import { MedledgerError } from '@medledger/core/errors';
 import { installNodeCrypto } from '../crypto/node-crypto.ts';
+import type { VaultConfig } from '../config/data-dir.ts';
 import { LedgerNode } from '../ledger-node.ts';
 import { DataDirFiles, readGenesis, writeJson } from '../config/data-dir.ts';
 import { syntheticPatients, syntheticRecords } from './synthetic-records.ts';
@@ -72,13 +73,26 @@ function identitiesDir(dataDir: string): string {
   return join(dataDir, 'identities');
 }
 
+/** The embedded consortium keeps every care institution's vault in its one node. */
+function demoVaults(dataDir: string): { vault: VaultConfig; keysDir: string } {
+  const care = DEMO_INSTITUTIONS.filter((i) => i.kind !== 'research').map((i) => i.id);
+  return { vault: { store: { kind: 'sqlite' }, institutions: care }, keysDir: identitiesDir(dataDir) };
+}
+
 /** Starts the demo node, creating and seeding the network on first start. */
 export async function runDemo(o: DemoOptions): Promise<LedgerNode> {
   installNodeCrypto();
   const marker = join(o.dataDir, 'demo.json');
   if (existsSync(marker)) {
     const genesis = readGenesis(join(o.dataDir, DataDirFiles.genesis));
-    const node = await LedgerNode.start({ dataDir: o.dataDir, genesis, institution: 'demo', host: o.host, port: o.port });
+    const node = await LedgerNode.start({
+      dataDir: o.dataDir,
+      genesis,
+      institution: 'demo',
+      host: o.host,
+      port: o.port,
+      ...demoVaults(o.dataDir),
+    });
     o.log(`medledger demo: reusing ${o.dataDir} (height ${node.peer.store.head().height})`);
     return node;
   }
@@ -89,7 +103,14 @@ export async function runDemo(o: DemoOptions): Promise<LedgerNode> {
   writeJson(join(ids, 'issuer.json'), net.issuer.file, true);
   for (const [id, identity] of net.institutions) writeJson(join(ids, `${id}.json`), identity.file, true);
 
-  const node = await LedgerNode.start({ dataDir: o.dataDir, genesis: net.genesis, institution: 'demo', host: o.host, port: o.port });
+  const node = await LedgerNode.start({
+    dataDir: o.dataDir,
+    genesis: net.genesis,
+    institution: 'demo',
+    host: o.host,
+    port: o.port,
+    ...demoVaults(o.dataDir),
+  });
   o.log(`medledger demo: new network ${net.network}, seeding synthetic data in ${o.dataDir}`);
   await seed(node, net.network, net.institutions, fromBase64Url(net.patientCodeKey), o);
   writeJson(marker, { seeded: true, network: net.network, createdAt: net.genesis.createdAt });

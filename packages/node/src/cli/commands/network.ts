@@ -69,6 +69,7 @@ export function registerNetworkCommands(program: Command): void {
           ordering: { kind: 'solo' },
           api: { host: '127.0.0.1', port: Number(o.basePort) + i },
           rateLimitPerMinute: 60_000,
+          vault: { store: { kind: 'sqlite' }, institutions: [p.id] },
         };
         writeJson(join(nodeDir, DataDirFiles.config), config);
         writeJson(join(nodeDir, DataDirFiles.genesis), net.genesis);
@@ -102,6 +103,7 @@ export function registerNetworkCommands(program: Command): void {
           ? readIdentityFile(keyFilePath(dataDir, config.institution)).signing
           : null,
         logger: o.log,
+        vault: config.vault ?? null,
       });
       process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);
       onSignals(() => node.stop());

@@ -1,0 +1,516 @@
+/**
+ * The vault store on PostgreSQL (what a hospital runs), through a `pg` pool. Every change of more
+ * than one row is one transaction that first locks the record's row, so uploads, erasure and
+ * registration of one record never interleave; an attachment is read one chunk per query.
+ */
+import pg from 'pg';
+import { MedledgerError } from '@medledger/core/errors';
+import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
+
+const SCHEMA_VERSION = 1;
+
+/** Keys of the transaction-scoped advisory locks this store takes ('mlv' + a number). */
+const LOCK_INIT = 0x6d6c7601;
+const LOCK_AUDIT = 0x6d6c7602;
+
+const SCHEMA = [
+  'CREATE TABLE IF NOT EXISTS vault_meta (k text PRIMARY KEY, v text NOT NULL)',
+  `CREATE TABLE IF NOT EXISTS vault_records (
+    object_id text PRIMARY KEY,
+    custodian text NOT NULL,
+    patient_code text NOT NULL,
+    category text NOT NULL,
+    state text NOT NULL CHECK (state IN ('pending', 'registered', 'erased')),
+    record_id text UNIQUE,
+    sealed_data_key bytea,
+    resource_ciphertext bytea,
+    hash text NOT NULL,
+    ciphertext_hash text NOT NULL,
+    size bigint NOT NULL,
+    created_at bigint NOT NULL,
+    erased_at bigint,
+    erasure_tx text
+  )`,
+  "CREATE INDEX IF NOT EXISTS vault_records_pending ON vault_records (created_at) WHERE state = 'pending'",
+  `CREATE TABLE IF NOT EXISTS vault_attachments (
+    object_id text NOT NULL REFERENCES vault_records (object_id) ON DELETE CASCADE,
+    idx integer NOT NULL,
+    content_type text NOT NULL,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    ciphertext_hash text,
+    chunks integer NOT NULL DEFAULT 0,
+    complete boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (object_id, idx)
+  )`,
+  `CREATE TABLE IF NOT EXISTS vault_chunks (
+    object_id text NOT NULL,
+    idx integer NOT NULL,
+    seq integer NOT NULL,
+    bytes bytea NOT NULL,
+    PRIMARY KEY (object_id, idx, seq),
+    FOREIGN KEY (object_id, idx) REFERENCES vault_attachments (object_id, idx) ON DELETE CASCADE
+  )`,
+  // Ciphertext does not compress: store it out of line as it is, without trying.
+  'ALTER TABLE vault_records ALTER COLUMN resource_ciphertext SET STORAGE EXTERNAL',
+  'ALTER TABLE vault_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL',
+  `CREATE TABLE IF NOT EXISTS vault_nonces (
+    key_id text NOT NULL,
+    nonce text NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+  )`,
+  'CREATE INDEX IF NOT EXISTS vault_nonces_expiry ON vault_nonces (expires_at)',
+  `CREATE TABLE IF NOT EXISTS vault_audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time bigint NOT NULL,
+    custodian text NOT NULL,
+    requester text NOT NULL,
+    record_id text,
+    object_id text,
+    action text NOT NULL,
+    outcome text NOT NULL,
+    code text,
+    ledger_tx text
+  )`,
+  'CREATE INDEX IF NOT EXISTS vault_audit_custodian ON vault_audit (custodian, seq)',
+];
+
+const RECORD_COLUMNS =
+  'object_id, custodian, patient_code, category, state, record_id, sealed_data_key, resource_ciphertext, hash, ciphertext_hash, size, created_at, erased_at, erasure_tx';
+const ATTACHMENT_COLUMNS = 'object_id, idx, content_type, size, sha256, ciphertext_hash, chunks, complete';
+const AUDIT_COLUMNS = 'seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx';
+
+/** int8 columns arrive as decimal strings (pg's default); they hold times and sizes below 2^53. */
+type Int8 = string;
+
+interface RecordRow {
+  object_id: string;
+  custodian: string;
+  patient_code: string;
+  category: string;
+  state: VaultRecordState;
+  record_id: string | null;
+  sealed_data_key: Buffer | null;
+  resource_ciphertext: Buffer | null;
+  hash: string;
+  ciphertext_hash: string;
+  size: Int8;
+  created_at: Int8;
+  erased_at: Int8 | null;
+  erasure_tx: string | null;
+}
+
+interface AttachmentRow {
+  object_id: string;
+  idx: number;
+  content_type: string;
+  size: Int8;
+  sha256: string;
+  ciphertext_hash: string | null;
+  chunks: number;
+  complete: boolean;
+}
+
+interface AuditRow {
+  seq: Int8;
+  time: Int8;
+  custodian: string;
+  requester: string;
+  record_id: string | null;
+  object_id: string | null;
+  action: string;
+  outcome: VaultAuditOutcome;
+  code: string | null;
+  ledger_tx: string | null;
+}
+
+type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
+
+const OBJECT_ID = /^[0-9a-f]{32}$/;
+const UNIQUE_VIOLATION = '23505';
+
+export class PgVaultStore implements VaultStore {
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(options: { connectionString: string } | pg.PoolConfig) {
+    this.pool = new pg.Pool(options);
+    // An idle client whose server went away emits 'error'; unhandled, that would end the process.
+    // The next query on the pool reports the failure to its caller instead.
+    this.pool.on('error', () => undefined);
+  }
+
+  async init(): Promise<void> {
+    await this.transaction(async (c) => {
+      // Two nodes starting on one database must not race CREATE TABLE IF NOT EXISTS.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_INIT]);
+      for (const s of SCHEMA) await c.query(s);
+      await c.query("INSERT INTO vault_meta (k, v) VALUES ('schemaVersion', $1) ON CONFLICT (k) DO NOTHING", [String(SCHEMA_VERSION)]);
+      const { rows } = await c.query<{ v: string }>("SELECT v FROM vault_meta WHERE k = 'schemaVersion'");
+      const version = rows[0]?.v;
+      if (version !== String(SCHEMA_VERSION)) {
+        throw new MedledgerError('INTERNAL', {
+          details: `The vault database has schema version ${version}; this node knows ${SCHEMA_VERSION}.`,
+        });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  async putRecord(record: VaultRecord): Promise<void> {
+    checkNewRecord(record);
+    const r = await this.pool.query(
+      `INSERT INTO vault_records (${RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+       ON CONFLICT (object_id) DO NOTHING`,
+      [
+        record.objectId,
+        record.custodian,
+        record.patientCode,
+        record.category,
+        record.state,
+        record.recordId,
+        toBuffer(record.sealedDataKey!),
+        toBuffer(record.resourceCiphertext!),
+        record.hash,
+        record.ciphertextHash,
+        record.size,
+        record.createdAt,
+        record.erasedAt,
+        record.erasureTx,
+      ],
+    );
+    if (r.rowCount === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'A vault object with this id exists.' });
+  }
+
+  async getRecord(objectId: string): Promise<VaultRecord | undefined> {
+    const { rows } = await this.pool.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM vault_records WHERE object_id = $1`, [objectId]);
+    return rows[0] === undefined ? undefined : recordOf(rows[0]);
+  }
+
+  async getRecordByRecordId(recordId: string): Promise<VaultRecord | undefined> {
+    const { rows } = await this.pool.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM vault_records WHERE record_id = $1`, [recordId]);
+    return rows[0] === undefined ? undefined : recordOf(rows[0]);
+  }
+
+  async markRegistered(objectId: string, recordId: string): Promise<void> {
+    await this.transaction(async (c) => {
+      const r = await lockRecord(c, objectId);
+      if (r.state === 'erased') throw new MedledgerError('RECORD_ERASED');
+      if (r.state === 'registered') {
+        if (r.record_id === recordId) return;
+        throw new MedledgerError('ALREADY_EXISTS', { details: 'The vault object is registered under another record.' });
+      }
+      try {
+        await c.query("UPDATE vault_records SET state = 'registered', record_id = $1 WHERE object_id = $2", [recordId, objectId]);
+      } catch (e) {
+        if (isUniqueViolation(e)) {
+          throw new MedledgerError('ALREADY_EXISTS', { details: 'Another vault object is registered under this record.', cause: e });
+        }
+        throw e;
+      }
+    });
+  }
+
+  async pendingBefore(before: number): Promise<VaultRecord[]> {
+    const { rows } = await this.pool.query<RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM vault_records WHERE state = 'pending' AND created_at < $1 ORDER BY created_at, object_id`,
+      [before],
+    );
+    return rows.map(recordOf);
+  }
+
+  async deletePending(objectId: string): Promise<void> {
+    // Attachments and chunks go with the record (ON DELETE CASCADE). Not pending: nothing to do,
+    // so a sweeper racing a registration cannot delete what the index now points to.
+    await this.pool.query("DELETE FROM vault_records WHERE object_id = $1 AND state = 'pending'", [objectId]);
+  }
+
+  async addAttachment(a: Omit<VaultAttachment, 'ciphertextHash' | 'chunks' | 'complete'>): Promise<void> {
+    checkIndex(a.index);
+    if (!Number.isSafeInteger(a.size) || a.size < 0) throw new MedledgerError('BAD_REQUEST', { details: 'size must be a natural number.' });
+    await this.transaction(async (c) => {
+      if ((await lockRecord(c, a.objectId)).state === 'erased') throw new MedledgerError('RECORD_ERASED');
+      const r = await c.query(
+        'INSERT INTO vault_attachments (object_id, idx, content_type, size, sha256) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (object_id, idx) DO NOTHING',
+        [a.objectId, a.index, a.contentType, a.size, a.sha256],
+      );
+      if (r.rowCount === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'The attachment is already declared.' });
+    });
+  }
+
+  async putAttachmentChunk(objectId: string, index: number, seq: number, bytes: Uint8Array): Promise<void> {
+    await this.transaction(async (c) => {
+      const a = await writableAttachment(c, objectId, index);
+      if (a.complete) throw new MedledgerError('BAD_REQUEST', { details: 'The attachment is already complete.' });
+      if (seq !== a.chunks) throw new MedledgerError('BAD_REQUEST', { details: `Expected chunk ${a.chunks}, got ${seq}.` });
+      await c.query({
+        name: 'vault_put_chunk',
+        text: 'INSERT INTO vault_chunks (object_id, idx, seq, bytes) VALUES ($1, $2, $3, $4)',
+        values: [objectId, index, seq, toBuffer(bytes)],
+      });
+      await c.query('UPDATE vault_attachments SET chunks = chunks + 1 WHERE object_id = $1 AND idx = $2', [objectId, index]);
+    });
+  }
+
+  async completeAttachment(objectId: string, index: number, done: { ciphertextHash: string; chunks: number }): Promise<void> {
+    await this.transaction(async (c) => {
+      const a = await writableAttachment(c, objectId, index);
+      if (a.complete) {
+        if (a.ciphertext_hash === done.ciphertextHash && a.chunks === done.chunks) return;
+        throw new MedledgerError('BAD_REQUEST', { details: 'The attachment was completed with another hash.' });
+      }
+      if (a.chunks !== done.chunks)
+        throw new MedledgerError('RECORD_INCOMPLETE', { details: `${a.chunks} of ${done.chunks} chunks are stored.` });
+      await c.query('UPDATE vault_attachments SET complete = true, ciphertext_hash = $1 WHERE object_id = $2 AND idx = $3', [
+        done.ciphertextHash,
+        objectId,
+        index,
+      ]);
+    });
+  }
+
+  async resetAttachment(objectId: string, index: number): Promise<void> {
+    await this.transaction(async (c) => {
+      await writableAttachment(c, objectId, index);
+      await c.query('DELETE FROM vault_chunks WHERE object_id = $1 AND idx = $2', [objectId, index]);
+      await c.query('UPDATE vault_attachments SET chunks = 0, complete = false, ciphertext_hash = NULL WHERE object_id = $1 AND idx = $2', [
+        objectId,
+        index,
+      ]);
+    });
+  }
+
+  async attachments(objectId: string): Promise<VaultAttachment[]> {
+    const { rows } = await this.pool.query<AttachmentRow>(
+      `SELECT ${ATTACHMENT_COLUMNS} FROM vault_attachments WHERE object_id = $1 ORDER BY idx`,
+      [objectId],
+    );
+    return rows.map(attachmentOf);
+  }
+
+  async *readAttachment(objectId: string, index: number): AsyncIterable<Uint8Array> {
+    // One query per chunk on whichever pooled connection is free: memory stays at one chunk and
+    // no connection is held while the caller sends the previous chunk on.
+    const chunks = await readableAttachment(this.pool, objectId, index);
+    for (let seq = 0; seq < chunks; seq++) {
+      const { rows } = await this.pool.query<{ bytes: Buffer }>({
+        name: 'vault_read_chunk',
+        text: 'SELECT bytes FROM vault_chunks WHERE object_id = $1 AND idx = $2 AND seq = $3',
+        values: [objectId, index, seq],
+      });
+      if (rows[0] === undefined) {
+        // Shredded or reset while being read: say which.
+        await readableAttachment(this.pool, objectId, index);
+        throw new MedledgerError('RECORD_INCOMPLETE', { details: 'The attachment changed while it was read.' });
+      }
+      yield toBytes(rows[0].bytes);
+    }
+  }
+
+  async shred(objectId: string, erasureTx: string, time: number): Promise<void> {
+    await this.transaction(async (c) => {
+      if ((await lockRecord(c, objectId)).state === 'erased') return;
+      await c.query('DELETE FROM vault_chunks WHERE object_id = $1', [objectId]);
+      await c.query(
+        "UPDATE vault_records SET state = 'erased', sealed_data_key = NULL, resource_ciphertext = NULL, erased_at = $1, erasure_tx = $2 WHERE object_id = $3",
+        [time, erasureTx, objectId],
+      );
+    });
+  }
+
+  async claimNonce(keyId: string, nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    // Pruning skips rows another claim has locked (no waiting, no deadlock between prunes), so
+    // the claim itself also takes over an expired row. ON CONFLICT makes the claim one atomic
+    // step: of concurrent claims of a live nonce exactly one inserts it.
+    await this.pool.query(
+      `DELETE FROM vault_nonces WHERE (key_id, nonce) IN
+         (SELECT key_id, nonce FROM vault_nonces WHERE expires_at <= $1 FOR UPDATE SKIP LOCKED)`,
+      [now],
+    );
+    const r = await this.pool.query(
+      `INSERT INTO vault_nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE vault_nonces.expires_at <= $4`,
+      [keyId, nonce, expiresAt, now],
+    );
+    return r.rowCount === 1;
+  }
+
+  async audit(entry: VaultAuditEntry): Promise<number> {
+    // Readers page with `seq > afterSeq`, so entries must become visible in seq order: an
+    // identity value taken by a transaction that commits later would be skipped. The advisory
+    // lock, taken before the value is drawn and held to commit, serialises the inserts.
+    const { rows } = await this.pool.query<{ seq: Int8 }>(
+      `WITH serial AS (SELECT pg_advisory_xact_lock($10::bigint))
+       INSERT INTO vault_audit (time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx)
+       SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text FROM serial RETURNING seq`,
+      [
+        entry.time,
+        entry.custodian,
+        entry.requester,
+        entry.recordId,
+        entry.objectId,
+        entry.action,
+        entry.outcome,
+        entry.code,
+        entry.ledgerTx,
+        LOCK_AUDIT,
+      ],
+    );
+    return Number(rows[0]!.seq);
+  }
+
+  async auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]> {
+    const { rows } = await this.pool.query<AuditRow>(
+      `SELECT ${AUDIT_COLUMNS} FROM vault_audit WHERE custodian = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      [custodian, afterSeq, limit],
+    );
+    return rows.map(auditOf);
+  }
+
+  private async transaction<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN');
+      const out = await work(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      try {
+        await c.query('ROLLBACK');
+      } catch (rollback) {
+        // The connection is unusable: release() destroys it instead of returning it to the pool.
+        broken = rollback instanceof Error ? rollback : new Error('ROLLBACK failed');
+      }
+      throw e;
+    } finally {
+      c.release(broken);
+    }
+  }
+}
+
+/** Locks the record's row for the rest of the transaction; the one lock order of this store. */
+async function lockRecord(c: pg.PoolClient, objectId: string): Promise<StateRow> {
+  const { rows } = await c.query<StateRow>('SELECT state, record_id FROM vault_records WHERE object_id = $1 FOR UPDATE', [objectId]);
+  if (rows[0] === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No such vault object.' });
+  return rows[0];
+}
+
+/** The attachment, its record locked and still holding ciphertext. */
+async function writableAttachment(c: pg.PoolClient, objectId: string, index: number): Promise<AttachmentRow> {
+  if ((await lockRecord(c, objectId)).state === 'erased') throw new MedledgerError('RECORD_ERASED');
+  const { rows } = await c.query<AttachmentRow>(`SELECT ${ATTACHMENT_COLUMNS} FROM vault_attachments WHERE object_id = $1 AND idx = $2`, [
+    objectId,
+    index,
+  ]);
+  if (rows[0] === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No such attachment.' });
+  return rows[0];
+}
+
+/** The number of chunks of a complete attachment of a record not erased. */
+async function readableAttachment(pool: pg.Pool, objectId: string, index: number): Promise<number> {
+  const { rows } = await pool.query<{ state: VaultRecordState; chunks: number | null; complete: boolean | null }>(
+    `SELECT r.state, a.chunks, a.complete FROM vault_records r
+     LEFT JOIN vault_attachments a ON a.object_id = r.object_id AND a.idx = $2 WHERE r.object_id = $1`,
+    [objectId, index],
+  );
+  const r = rows[0];
+  if (r === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No such vault object.' });
+  if (r.state === 'erased') throw new MedledgerError('RECORD_ERASED');
+  if (r.chunks === null) throw new MedledgerError('NOT_FOUND', { details: 'No such attachment.' });
+  if (r.complete !== true) throw new MedledgerError('RECORD_INCOMPLETE', { details: 'The attachment upload is not complete.' });
+  return r.chunks;
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  return e instanceof pg.DatabaseError && e.code === UNIQUE_VIOLATION;
+}
+
+function checkNewRecord(r: VaultRecord): void {
+  if (!OBJECT_ID.test(r.objectId)) throw new MedledgerError('BAD_REQUEST', { details: 'objectId must be 32 lower-case hex digits.' });
+  if (r.state !== 'pending' || r.recordId !== null || r.erasedAt !== null || r.erasureTx !== null) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record must be pending, with no recordId and no erasure.' });
+  }
+  if (r.sealedDataKey === null || r.resourceCiphertext === null) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record needs its sealed key and ciphertext.' });
+  }
+  if (!Number.isSafeInteger(r.size) || r.size < 0 || !Number.isSafeInteger(r.createdAt)) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'size and createdAt must be integers.' });
+  }
+}
+
+function checkIndex(index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0) throw new MedledgerError('BAD_REQUEST', { details: 'index must be a natural number.' });
+}
+
+/** A Buffer over the same bytes (pg sends Buffers as bytea). */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A plain Uint8Array of a bytea. pg decodes small values into Node's shared 8 KiB Buffer pool; a
+ * view of those would keep (and expose through `.buffer`) other bytes, so they are copied.
+ */
+function toBytes(b: Buffer): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b);
+}
+
+function int8(v: Int8): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new MedledgerError('INTERNAL', { details: 'A vault integer is outside the safe range.' });
+  return n;
+}
+
+function recordOf(r: RecordRow): VaultRecord {
+  return {
+    objectId: r.object_id,
+    custodian: r.custodian,
+    patientCode: r.patient_code,
+    category: r.category,
+    state: r.state,
+    recordId: r.record_id,
+    sealedDataKey: r.sealed_data_key === null ? null : toBytes(r.sealed_data_key),
+    resourceCiphertext: r.resource_ciphertext === null ? null : toBytes(r.resource_ciphertext),
+    hash: r.hash,
+    ciphertextHash: r.ciphertext_hash,
+    size: int8(r.size),
+    createdAt: int8(r.created_at),
+    erasedAt: r.erased_at === null ? null : int8(r.erased_at),
+    erasureTx: r.erasure_tx,
+  };
+}
+
+function attachmentOf(a: AttachmentRow): VaultAttachment {
+  return {
+    objectId: a.object_id,
+    index: a.idx,
+    contentType: a.content_type,
+    size: int8(a.size),
+    sha256: a.sha256,
+    ciphertextHash: a.ciphertext_hash,
+    chunks: a.chunks,
+    complete: a.complete,
+  };
+}
+
+function auditOf(a: AuditRow): VaultAuditEntry {
+  return {
+    seq: int8(a.seq),
+    time: int8(a.time),
+    custodian: a.custodian,
+    requester: a.requester,
+    recordId: a.record_id,
+    objectId: a.object_id,
+    action: a.action,
+    outcome: a.outcome,
+    code: a.code,
+    ledgerTx: a.ledger_tx,
+  };
+}

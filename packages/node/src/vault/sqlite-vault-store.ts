@@ -1,0 +1,504 @@
+/**
+ * The vault store on SQLite (better-sqlite3, WAL, `synchronous=FULL`): the embedded default.
+ * Methods run synchronously inside and resolve only after their write is committed and synced.
+ */
+import Database from 'better-sqlite3';
+import { MedledgerError } from '@medledger/core/errors';
+import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = [
+  'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) STRICT',
+  `CREATE TABLE IF NOT EXISTS records (
+    object_id TEXT PRIMARY KEY,
+    custodian TEXT NOT NULL,
+    patient_code TEXT NOT NULL,
+    category TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'registered', 'erased')),
+    record_id TEXT UNIQUE,
+    sealed_data_key BLOB,
+    resource_ciphertext BLOB,
+    hash TEXT NOT NULL,
+    ciphertext_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    erased_at INTEGER,
+    erasure_tx TEXT
+  ) STRICT`,
+  "CREATE INDEX IF NOT EXISTS records_pending ON records(created_at) WHERE state = 'pending'",
+  `CREATE TABLE IF NOT EXISTS attachments (
+    object_id TEXT NOT NULL REFERENCES records(object_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    ciphertext_hash TEXT,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (object_id, idx)
+  ) STRICT`,
+  `CREATE TABLE IF NOT EXISTS chunks (
+    object_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (object_id, idx, seq),
+    FOREIGN KEY (object_id, idx) REFERENCES attachments(object_id, idx) ON DELETE CASCADE
+  ) STRICT`,
+  `CREATE TABLE IF NOT EXISTS nonces (
+    key_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+  ) STRICT, WITHOUT ROWID`,
+  'CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at)',
+  // AUTOINCREMENT: a sequence number is never handed out twice, so `afterSeq` paging is safe.
+  `CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    custodian TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    record_id TEXT,
+    object_id TEXT,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    code TEXT,
+    ledger_tx TEXT
+  ) STRICT`,
+  'CREATE INDEX IF NOT EXISTS audit_custodian ON audit(custodian, seq)',
+];
+
+const RECORD_COLUMNS =
+  'object_id, custodian, patient_code, category, state, record_id, sealed_data_key, resource_ciphertext, hash, ciphertext_hash, size, created_at, erased_at, erasure_tx';
+const ATTACHMENT_COLUMNS = 'object_id, idx, content_type, size, sha256, ciphertext_hash, chunks, complete';
+const AUDIT_COLUMNS = 'seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx';
+
+interface RecordRow {
+  object_id: string;
+  custodian: string;
+  patient_code: string;
+  category: string;
+  state: VaultRecordState;
+  record_id: string | null;
+  sealed_data_key: Buffer | null;
+  resource_ciphertext: Buffer | null;
+  hash: string;
+  ciphertext_hash: string;
+  size: number;
+  created_at: number;
+  erased_at: number | null;
+  erasure_tx: string | null;
+}
+
+interface AttachmentRow {
+  object_id: string;
+  idx: number;
+  content_type: string;
+  size: number;
+  sha256: string;
+  ciphertext_hash: string | null;
+  chunks: number;
+  complete: number;
+}
+
+interface AuditRow {
+  seq: number;
+  time: number;
+  custodian: string;
+  requester: string;
+  record_id: string | null;
+  object_id: string | null;
+  action: string;
+  outcome: VaultAuditOutcome;
+  code: string | null;
+  ledger_tx: string | null;
+}
+
+type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
+type Bind = (string | number | Buffer | null)[];
+
+const OBJECT_ID = /^[0-9a-f]{32}$/;
+
+export class SqliteVaultStore implements VaultStore {
+  private readonly db: Database.Database;
+  private statements: ReturnType<SqliteVaultStore['prepare']> | null = null;
+
+  /** `path` is the database file; `:memory:` works but keeps nothing across a restart. */
+  constructor(readonly path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    // Crypto-shredding must not leave the sealed key or ciphertext in freed pages (see shred()).
+    this.db.pragma('secure_delete = ON');
+  }
+
+  init(): Promise<void> {
+    return settle(() => {
+      this.db
+        .transaction(() => {
+          for (const s of SCHEMA) this.db.exec(s);
+          this.db.prepare("INSERT INTO meta(k, v) VALUES ('schemaVersion', ?) ON CONFLICT(k) DO NOTHING").run(String(SCHEMA_VERSION));
+          const version = this.db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'schemaVersion'").get()?.v;
+          if (version !== String(SCHEMA_VERSION)) {
+            throw new MedledgerError('INTERNAL', {
+              details: `The vault database has schema version ${version}; this node knows ${SCHEMA_VERSION}.`,
+            });
+          }
+        })
+        .immediate();
+      this.statements ??= this.prepare();
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.db.open) this.db.close();
+    });
+  }
+
+  putRecord(record: VaultRecord): Promise<void> {
+    return settle(() => {
+      checkNewRecord(record);
+      const r = this.s.insertRecord.run(
+        record.objectId,
+        record.custodian,
+        record.patientCode,
+        record.category,
+        record.state,
+        record.recordId,
+        toBuffer(record.sealedDataKey!),
+        toBuffer(record.resourceCiphertext!),
+        record.hash,
+        record.ciphertextHash,
+        record.size,
+        record.createdAt,
+        record.erasedAt,
+        record.erasureTx,
+      );
+      if (r.changes === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'A vault object with this id exists.' });
+    });
+  }
+
+  getRecord(objectId: string): Promise<VaultRecord | undefined> {
+    return settle(() => recordOf(this.s.record.get(objectId)));
+  }
+
+  getRecordByRecordId(recordId: string): Promise<VaultRecord | undefined> {
+    return settle(() => recordOf(this.s.recordByRecordId.get(recordId)));
+  }
+
+  markRegistered(objectId: string, recordId: string): Promise<void> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          const r = this.state(objectId);
+          if (r.state === 'erased') throw new MedledgerError('RECORD_ERASED');
+          if (r.state === 'registered') {
+            if (r.record_id === recordId) return;
+            throw new MedledgerError('ALREADY_EXISTS', { details: 'The vault object is registered under another record.' });
+          }
+          if (this.s.recordIdTaken.get(recordId) !== undefined) {
+            throw new MedledgerError('ALREADY_EXISTS', { details: 'Another vault object is registered under this record.' });
+          }
+          this.s.register.run(recordId, objectId);
+        })
+        .immediate(),
+    );
+  }
+
+  pendingBefore(before: number): Promise<VaultRecord[]> {
+    return settle(() => this.s.pendingBefore.all(before).map((r) => recordOf(r)!));
+  }
+
+  deletePending(objectId: string): Promise<void> {
+    // Attachments and chunks go with the record (ON DELETE CASCADE). Not pending: nothing to do,
+    // so a sweeper racing a registration cannot delete what the index now points to.
+    return settle(() => {
+      this.s.deletePending.run(objectId);
+    });
+  }
+
+  addAttachment(a: Omit<VaultAttachment, 'ciphertextHash' | 'chunks' | 'complete'>): Promise<void> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          checkIndex(a.index);
+          if (!Number.isSafeInteger(a.size) || a.size < 0)
+            throw new MedledgerError('BAD_REQUEST', { details: 'size must be a natural number.' });
+          if (this.state(a.objectId).state === 'erased') throw new MedledgerError('RECORD_ERASED');
+          const r = this.s.insertAttachment.run(a.objectId, a.index, a.contentType, a.size, a.sha256);
+          if (r.changes === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'The attachment is already declared.' });
+        })
+        .immediate(),
+    );
+  }
+
+  putAttachmentChunk(objectId: string, index: number, seq: number, bytes: Uint8Array): Promise<void> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          const a = this.writableAttachment(objectId, index);
+          if (a.complete !== 0) throw new MedledgerError('BAD_REQUEST', { details: 'The attachment is already complete.' });
+          if (seq !== a.chunks) throw new MedledgerError('BAD_REQUEST', { details: `Expected chunk ${a.chunks}, got ${seq}.` });
+          this.s.insertChunk.run(objectId, index, seq, toBuffer(bytes));
+          this.s.countChunk.run(objectId, index);
+        })
+        .immediate(),
+    );
+  }
+
+  completeAttachment(objectId: string, index: number, done: { ciphertextHash: string; chunks: number }): Promise<void> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          const a = this.writableAttachment(objectId, index);
+          if (a.complete !== 0) {
+            if (a.ciphertext_hash === done.ciphertextHash && a.chunks === done.chunks) return;
+            throw new MedledgerError('BAD_REQUEST', { details: 'The attachment was completed with another hash.' });
+          }
+          if (a.chunks !== done.chunks) {
+            throw new MedledgerError('RECORD_INCOMPLETE', { details: `${a.chunks} of ${done.chunks} chunks are stored.` });
+          }
+          this.s.complete.run(done.ciphertextHash, objectId, index);
+        })
+        .immediate(),
+    );
+  }
+
+  resetAttachment(objectId: string, index: number): Promise<void> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          this.writableAttachment(objectId, index);
+          this.s.deleteChunks.run(objectId, index);
+          this.s.reset.run(objectId, index);
+        })
+        .immediate(),
+    );
+  }
+
+  attachments(objectId: string): Promise<VaultAttachment[]> {
+    return settle(() => this.s.attachments.all(objectId).map(attachmentOf));
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- better-sqlite3 reads synchronously; the interface is async.
+  async *readAttachment(objectId: string, index: number): AsyncIterable<Uint8Array> {
+    // One chunk per query rather than one open cursor: a cursor would pin the connection (and
+    // the WAL snapshot) across the caller's awaits, and keep other writes from running.
+    const chunks = this.readableAttachment(objectId, index);
+    for (let seq = 0; seq < chunks; seq++) {
+      const bytes = this.s.chunk.get(objectId, index, seq);
+      if (bytes === undefined) {
+        // Shredded or reset while being read: say which.
+        this.readableAttachment(objectId, index);
+        throw new MedledgerError('RECORD_INCOMPLETE', { details: 'The attachment changed while it was read.' });
+      }
+      yield toBytes(bytes);
+    }
+  }
+
+  shred(objectId: string, erasureTx: string, time: number): Promise<void> {
+    return settle(() => {
+      const erased = this.db
+        .transaction(() => {
+          if (this.state(objectId).state === 'erased') return false;
+          this.s.deleteObjectChunks.run(objectId);
+          this.s.erase.run(time, erasureTx, objectId);
+          return true;
+        })
+        .immediate();
+      // secure_delete zeroed the freed content in the new page images; checkpointing copies them
+      // over the old ones in the database file and truncates the WAL, which held older images.
+      if (erased) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    });
+  }
+
+  claimNonce(keyId: string, nonce: string, expiresAt: number, now: number): Promise<boolean> {
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          this.s.pruneNonces.run(now);
+          return this.s.claimNonce.run(keyId, nonce, expiresAt).changes === 1;
+        })
+        .immediate(),
+    );
+  }
+
+  audit(entry: VaultAuditEntry): Promise<number> {
+    return settle(() => {
+      const r = this.s.insertAudit.run(
+        entry.time,
+        entry.custodian,
+        entry.requester,
+        entry.recordId,
+        entry.objectId,
+        entry.action,
+        entry.outcome,
+        entry.code,
+        entry.ledgerTx,
+      );
+      return Number(r.lastInsertRowid);
+    });
+  }
+
+  auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]> {
+    return settle(() => this.s.auditEntries.all(custodian, afterSeq, limit).map(auditOf));
+  }
+
+  private get s(): ReturnType<SqliteVaultStore['prepare']> {
+    if (this.statements === null) throw new MedledgerError('INTERNAL', { details: 'The vault store is used before init().' });
+    return this.statements;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertRecord: db.prepare<Bind>(
+        `INSERT INTO records(${RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(object_id) DO NOTHING`,
+      ),
+      record: db.prepare<[string], RecordRow>(`SELECT ${RECORD_COLUMNS} FROM records WHERE object_id = ?`),
+      recordByRecordId: db.prepare<[string], RecordRow>(`SELECT ${RECORD_COLUMNS} FROM records WHERE record_id = ?`),
+      state: db.prepare<[string], StateRow>('SELECT state, record_id FROM records WHERE object_id = ?'),
+      recordIdTaken: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM records WHERE record_id = ?'),
+      register: db.prepare<[string, string]>("UPDATE records SET state = 'registered', record_id = ? WHERE object_id = ?"),
+      pendingBefore: db.prepare<[number], RecordRow>(
+        `SELECT ${RECORD_COLUMNS} FROM records WHERE state = 'pending' AND created_at < ? ORDER BY created_at, object_id`,
+      ),
+      deletePending: db.prepare<[string]>("DELETE FROM records WHERE object_id = ? AND state = 'pending'"),
+      erase: db.prepare<[number, string, string]>(
+        "UPDATE records SET state = 'erased', sealed_data_key = NULL, resource_ciphertext = NULL, erased_at = ?, erasure_tx = ? WHERE object_id = ?",
+      ),
+      insertAttachment: db.prepare<[string, number, string, number, string]>(
+        'INSERT INTO attachments(object_id, idx, content_type, size, sha256) VALUES (?, ?, ?, ?, ?) ON CONFLICT(object_id, idx) DO NOTHING',
+      ),
+      attachment: db.prepare<[string, number], AttachmentRow>(
+        `SELECT ${ATTACHMENT_COLUMNS} FROM attachments WHERE object_id = ? AND idx = ?`,
+      ),
+      attachments: db.prepare<[string], AttachmentRow>(`SELECT ${ATTACHMENT_COLUMNS} FROM attachments WHERE object_id = ? ORDER BY idx`),
+      countChunk: db.prepare<[string, number]>('UPDATE attachments SET chunks = chunks + 1 WHERE object_id = ? AND idx = ?'),
+      complete: db.prepare<[string, string, number]>(
+        'UPDATE attachments SET complete = 1, ciphertext_hash = ? WHERE object_id = ? AND idx = ?',
+      ),
+      reset: db.prepare<[string, number]>(
+        'UPDATE attachments SET chunks = 0, complete = 0, ciphertext_hash = NULL WHERE object_id = ? AND idx = ?',
+      ),
+      insertChunk: db.prepare<[string, number, number, Buffer]>('INSERT INTO chunks(object_id, idx, seq, bytes) VALUES (?, ?, ?, ?)'),
+      chunk: db.prepare<[string, number, number], Buffer>('SELECT bytes FROM chunks WHERE object_id = ? AND idx = ? AND seq = ?').pluck(),
+      deleteChunks: db.prepare<[string, number]>('DELETE FROM chunks WHERE object_id = ? AND idx = ?'),
+      deleteObjectChunks: db.prepare<[string]>('DELETE FROM chunks WHERE object_id = ?'),
+      pruneNonces: db.prepare<[number]>('DELETE FROM nonces WHERE expires_at <= ?'),
+      claimNonce: db.prepare<[string, string, number]>(
+        'INSERT INTO nonces(key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT(key_id, nonce) DO NOTHING',
+      ),
+      insertAudit: db.prepare<Bind>(
+        'INSERT INTO audit(time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      auditEntries: db.prepare<[string, number, number], AuditRow>(
+        `SELECT ${AUDIT_COLUMNS} FROM audit WHERE custodian = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
+    };
+  }
+
+  private state(objectId: string): StateRow {
+    const r = this.s.state.get(objectId);
+    if (r === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No such vault object.' });
+    return r;
+  }
+
+  /** The attachment, if its record still holds ciphertext; to be called inside a transaction. */
+  private writableAttachment(objectId: string, index: number): AttachmentRow {
+    if (this.state(objectId).state === 'erased') throw new MedledgerError('RECORD_ERASED');
+    const a = this.s.attachment.get(objectId, index);
+    if (a === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No such attachment.' });
+    return a;
+  }
+
+  /** The number of chunks of a complete attachment of a record not erased. */
+  private readableAttachment(objectId: string, index: number): number {
+    const a = this.writableAttachment(objectId, index);
+    if (a.complete === 0) throw new MedledgerError('RECORD_INCOMPLETE', { details: 'The attachment upload is not complete.' });
+    return a.chunks;
+  }
+}
+
+/** Runs a synchronous store operation as the interface's promise (a throw becomes a rejection). */
+function settle<T>(f: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(f()));
+}
+
+function checkNewRecord(r: VaultRecord): void {
+  if (!OBJECT_ID.test(r.objectId)) throw new MedledgerError('BAD_REQUEST', { details: 'objectId must be 32 lower-case hex digits.' });
+  if (r.state !== 'pending' || r.recordId !== null || r.erasedAt !== null || r.erasureTx !== null) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record must be pending, with no recordId and no erasure.' });
+  }
+  if (r.sealedDataKey === null || r.resourceCiphertext === null) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record needs its sealed key and ciphertext.' });
+  }
+  if (!Number.isSafeInteger(r.size) || r.size < 0 || !Number.isSafeInteger(r.createdAt)) {
+    throw new MedledgerError('BAD_REQUEST', { details: 'size and createdAt must be integers.' });
+  }
+}
+
+function checkIndex(index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0) throw new MedledgerError('BAD_REQUEST', { details: 'index must be a natural number.' });
+}
+
+/** A Buffer over the same bytes (better-sqlite3 binds Buffers as BLOBs). */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A plain Uint8Array of a BLOB, viewing it when it owns its memory, else copied out of the pool. */
+function toBytes(b: Buffer): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b);
+}
+
+function recordOf(r: RecordRow | undefined): VaultRecord | undefined {
+  if (r === undefined) return undefined;
+  return {
+    objectId: r.object_id,
+    custodian: r.custodian,
+    patientCode: r.patient_code,
+    category: r.category,
+    state: r.state,
+    recordId: r.record_id,
+    sealedDataKey: r.sealed_data_key === null ? null : toBytes(r.sealed_data_key),
+    resourceCiphertext: r.resource_ciphertext === null ? null : toBytes(r.resource_ciphertext),
+    hash: r.hash,
+    ciphertextHash: r.ciphertext_hash,
+    size: r.size,
+    createdAt: r.created_at,
+    erasedAt: r.erased_at,
+    erasureTx: r.erasure_tx,
+  };
+}
+
+function attachmentOf(a: AttachmentRow): VaultAttachment {
+  return {
+    objectId: a.object_id,
+    index: a.idx,
+    contentType: a.content_type,
+    size: a.size,
+    sha256: a.sha256,
+    ciphertextHash: a.ciphertext_hash,
+    chunks: a.chunks,
+    complete: a.complete !== 0,
+  };
+}
+
+function auditOf(a: AuditRow): VaultAuditEntry {
+  return {
+    seq: a.seq,
+    time: a.time,
+    custodian: a.custodian,
+    requester: a.requester,
+    recordId: a.record_id,
+    objectId: a.object_id,
+    action: a.action,
+    outcome: a.outcome,
+    code: a.code,
+    ledgerTx: a.ledger_tx,
+  };
+}
