@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Identity } from '@medledger/core/client/identity';
 import { patientCodeOf } from '@medledger/core/contracts/identity';
@@ -47,6 +47,11 @@ const COMMANDS = [
   ['cluster', 'up'],
   ['cluster', 'down'],
   ['cluster', 'status'],
+  ['vault'],
+  ['vault', 'store'],
+  ['vault', 'fetch'],
+  ['vault', 'erase'],
+  ['vault', 'audit'],
 ];
 
 describe('help', () => {
@@ -157,6 +162,54 @@ describe('a network made and used from the command line', () => {
     const requestId = (JSON.parse(req.stdout) as { txId: string }).txId;
     const approve = medledger('--json', 'access', 'approve', '--key', patientFile, ...n, requestId);
     expect(JSON.parse(approve.stdout)).toMatchObject({ code: 'OK' });
+
+    // hosp-a publishes its vault; its operator stores a record there; the approved doctor fetches it.
+    const endpoint = medledger(
+      '--json',
+      'tx',
+      'submit',
+      '--key',
+      hospA,
+      ...n,
+      '--type',
+      'membership.setEndpoint',
+      '--body',
+      JSON.stringify({ vaultUrl: node.url }),
+    );
+    expect(JSON.parse(endpoint.stdout)).toMatchObject({ code: 'OK' });
+    const resourceFile = join(work, 'observation.json');
+    const observation = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '2339-0', display: 'Glucose' }] },
+      subject: { reference: 'Patient/cli-1' },
+      valueQuantity: { value: 5.4, unit: 'mmol/L' },
+    };
+    writeFileSync(resourceFile, JSON.stringify(observation));
+    const stored = medledger('--json', 'vault', 'store', '--key', registrarFile, ...n, '--patient', code, '--resource', resourceFile);
+    expect(stored.status, stored.stderr).toBe(0);
+    const recordId = (JSON.parse(stored.stdout) as { txId: string; code: string }).txId;
+    const out = join(work, 'received');
+    const fetched = medledger(
+      '--json',
+      'vault',
+      'fetch',
+      '--key',
+      doctorFile,
+      ...n,
+      '--record',
+      recordId,
+      '--purpose',
+      'TREAT',
+      '--out',
+      out,
+    );
+    expect(fetched.status, fetched.stderr).toBe(0);
+    expect(JSON.parse(fetched.stdout)).toMatchObject({ recordId, verified: true });
+    expect(JSON.parse(readFileSync(join(out, 'resource.json'), 'utf8'))).toEqual(observation);
+    const wrongPurpose = medledger('vault', 'fetch', '--key', doctorFile, ...n, '--record', recordId, '--purpose', 'HPAYMT', '--out', out);
+    expect(wrongPurpose.status).not.toBe(0);
+    expect(wrongPurpose.stderr).toContain('CONSENT_PURPOSE_MISMATCH');
     const grant = medledger(
       '--json',
       'consent',

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWriteStream, openAsBlob } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
@@ -121,6 +122,20 @@ async function approve(requester: Identity, recordId: string, purpose: Purpose, 
 /** The vault's audit, read by B's auditor. */
 async function auditOfB(): Promise<JsonObject[]> {
   return new VaultClient(staff('hosp-b/aud-b')).audit(b.url, 'hosp-b', 0, 1000);
+}
+
+/** A GET with exactly these headers (Host included), which fetch would not allow. */
+function rawGet(base: string, target: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: target, method: 'GET', headers, setHost: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 beforeAll(async () => {
@@ -299,8 +314,27 @@ describe('refusals: each with its code and an audit entry, and nothing served', 
     const moved = await fetch(url, { headers: signedElsewhere });
     expect(moved.status).toBe(401);
     expect(((await moved.json()) as JsonObject)['code']).toBe('SIGNATURE_INVALID');
+
+    // A signature moved to another route through a crafted Host header, or sent to another vault.
+    const fresh = await signRequest({ method: 'GET', url, keyId: kim.keyId, privateKey: kim.file.signing.privateKey, now: Date.now() });
+    const smuggled = await rawGet(b.url, '/vault/hosp-b/audit?after=0', {
+      ...fresh,
+      host: `${new URL(b.url).host}/vault/records/${recordId}?purpose=TREAT#`,
+    });
+    expect(smuggled.status).toBe(401);
+    const forA = await signRequest({
+      method: 'GET',
+      url: url.replace(b.url, a.url),
+      keyId: kim.keyId,
+      privateKey: kim.file.signing.privateKey,
+      now: Date.now(),
+    });
+    const misdirected = await rawGet(b.url, new URL(url).pathname + new URL(url).search, { ...forA, host: new URL(a.url).host });
+    expect(misdirected.status).toBe(401);
+    expect((JSON.parse(misdirected.body) as JsonObject)['code']).toBe('SIGNATURE_INVALID');
     const audit = (await auditOfB()).slice(before);
     expect(audit.map((e) => e['code'])).toEqual(expect.arrayContaining(['REQUEST_REPLAYED', 'SIGNATURE_INVALID']));
+    expect(audit.filter((e) => e['code'] === 'SIGNATURE_INVALID').length).toBeGreaterThanOrEqual(3);
   });
 
   it('a tampered ciphertext fails the integrity check on decrypt', async () => {

@@ -84,6 +84,11 @@ export class LedgerNode {
       vault,
     });
     await node.app.listen({ host: o.host, port: o.port });
+    // The vault answers signed requests addressed to this node's own address (and to the
+    // addresses its institutions publish on the ledger).
+    const own = new URL(node.url);
+    vault?.allowAuthority(own.host);
+    if (own.hostname === 'localhost') for (const h of ['127.0.0.1', '[::1]']) vault?.allowAuthority(`${h}:${own.port}`);
     return node;
   }
 

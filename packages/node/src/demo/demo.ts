@@ -143,6 +143,11 @@ async function seed(
   };
   const inst = (id: string): Identity => institutions.get(id)!;
 
+  // The care institutions' vaults answer on this node.
+  await run(
+    demoVaults(o.dataDir).vault.institutions.map((id) => ({ who: inst(id), type: 'membership.setEndpoint', body: { vaultUrl: node.url } })),
+  );
+
   // Staff, enrolled by their institutions.
   const staff = new Map<string, Identity>();
   for (const s of DEMO_STAFF) staff.set(`${s.institution}/${s.localId}`, await Identity.generate(`${s.institution}/${s.localId}`));

@@ -42,10 +42,15 @@ export async function streamingFetch(input: string | URL | Request, init: Reques
     });
     req.on('error', reject);
   });
+  // The answer may fail while the body is still going out: the caller hears it once, from here.
+  answered.catch(() => undefined);
   const body = init.body;
   if (body === undefined || body === null) req.end();
   else if (typeof body === 'string' || body instanceof Uint8Array) req.end(body);
   else if (body instanceof ReadableStream) await pipeline(Readable.fromWeb(body as unknown as NodeWebStream<Uint8Array>), req);
-  else throw new TypeError('streamingFetch sends strings, bytes and streams.');
+  else {
+    req.destroy();
+    throw new TypeError('streamingFetch sends strings, bytes and streams.');
+  }
   return answered;
 }

@@ -17,7 +17,7 @@
  * - Group keys: when its staff change, the institution issues the next epoch of the affected
  *   role group, wrapped to each remaining member.
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { toHex, utf8 } from '@medledger/core/codec/bytes';
 import { canonicalBytes, type JsonObject } from '@medledger/core/codec/canonical-json';
 import { Draft } from '@medledger/core/contracts/context';
@@ -73,10 +73,16 @@ export interface VaultServiceOptions {
 /** What a signed request is, as the HTTP layer hands it over. */
 export interface SignedRequest {
   method: string;
-  /** absolute URL as the client addressed it */
-  url: string;
+  protocol: 'http' | 'https';
+  /** the request target exactly as received (path and query) */
+  target: string;
   headers: Record<string, string | string[] | undefined>;
+  /** a JSON body's bytes, checked against the signed Content-Digest */
+  body?: Buffer | undefined;
 }
+
+const HOST = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+const SIGNATURE_LIFETIME_MS = 300_000;
 
 /** The authenticated principal behind a signed request. */
 export type Requester =
@@ -169,13 +175,43 @@ export class VaultService {
    * Verifies a signed request: signature, key, time window and nonce. Failures are audited here
    * (the requester is not authenticated, so nothing goes to the ledger) and thrown.
    */
+  /**
+   * The authorities (host[:port]) this vault answers as: the addresses its institutions published
+   * on the ledger, and the node's own. A request naming another one in Host is refused, so a
+   * signature made for another vault (or smuggled through a crafted Host) never verifies here.
+   */
+  private readonly ownAuthorities = new Set<string>();
+
+  allowAuthority(authority: string): void {
+    this.ownAuthorities.add(authority.toLowerCase());
+  }
+
+  private answersAs(host: string): boolean {
+    if (this.ownAuthorities.has(host.toLowerCase())) return true;
+    for (const id of this.vaults.keys()) {
+      const url = this.state.get<Member>('members', id)?.vaultUrl;
+      if (typeof url === 'string' && new URL(url).host.toLowerCase() === host.toLowerCase()) return true;
+    }
+    return false;
+  }
+
+  /** The absolute URL the client signed: this vault's own authority and the target as received. */
+  private signedUrl(req: SignedRequest): string {
+    const host = req.headers['host'];
+    if (typeof host !== 'string' || !HOST.test(host) || !this.answersAs(host))
+      throw new MedledgerError('SIGNATURE_INVALID', { details: 'The request names another authority than this vault’s.' });
+    const url = new URL(req.target, `${req.protocol}://${host}`);
+    if (!req.target.startsWith('/') || url.pathname + url.search !== req.target) throw new MedledgerError('SIGNATURE_INVALID');
+    return url.toString();
+  }
+
   async authenticate(req: SignedRequest, custodian: string, action: string, recordId: string | null): Promise<Requester> {
     const state = this.state;
     let keyId = '';
     try {
       const verified = await verifyRequest({
         method: req.method,
-        url: req.url,
+        url: this.signedUrl(req),
         headers: req.headers,
         now: this.now(),
         maxSkewSeconds: this.o.maxSkewSeconds ?? 60,
@@ -186,15 +222,19 @@ export class VaultService {
         },
       });
       keyId = verified.keyId;
-      if (!(await this.o.store.claimNonce(verified.keyId, verified.nonce, verified.expires * 1000 + 60_000, this.now()))) {
+      // A nonce is kept as long as its signature could be accepted, however late `expires` claims.
+      const keepUntil = Math.min(verified.expires * 1000, verified.created * 1000 + SIGNATURE_LIFETIME_MS) + 120_000;
+      if (!(await this.o.store.claimNonce(verified.keyId, verified.nonce, keepUntil, this.now()))) {
         throw new MedledgerError('REQUEST_REPLAYED');
       }
+      if (req.body !== undefined) checkBodyDigest(req.body, req.headers['content-digest']);
       return this.principalOf(state, verified.keyId);
     } catch (e) {
       const code: ErrorCode = isMedledgerError(e) ? e.code : 'SIGNATURE_INVALID';
       await this.auditEntry({
         custodian,
-        requester: keyId || 'unknown',
+        // Unverified: the key id the request claimed, marked as such.
+        requester: keyId === '' ? 'unknown' : `claimed:${keyId}`,
         recordId,
         objectId: null,
         action,
@@ -464,7 +504,10 @@ export class VaultService {
           ledgerTx = null; // the rejected tx is itself the ledger's record of this refusal
           throw new MedledgerError(code as ErrorCode);
         }
-        const dataKey = await this.unsealKey(vault, held);
+        // Read again: an erasure may have shredded the record while the access became final.
+        const now = await this.o.store.getRecordByRecordId(recordId);
+        if (now === undefined || now.state === 'erased') throw new MedledgerError('RECORD_ERASED');
+        const dataKey = await this.unsealKey(vault, now);
         keyEnvelope = await wrapDataKey(dataKey, r.staff.encryptionKey);
       } else {
         keyEnvelope = entry.keyEnvelopes!.patient;
@@ -604,8 +647,15 @@ export class VaultService {
     const allowed =
       (r.kind === 'staff' && r.staff.institution === custodian && can({ role: r.staff.role }, 'audit.read')) ||
       (r.kind === 'institution' && r.institution.id === custodian);
-    if (!allowed) throw new MedledgerError('ROLE_FORBIDDEN', { details: 'The vault’s audit is for its institution’s auditors.' });
-    return this.o.store.auditEntries(custodian, after, limit);
+    const action = 'GET /vault/:institution/audit';
+    const entry = { custodian, requester: this.requesterLabel(r), recordId: null, objectId: null, action, ledgerTx: null };
+    if (!allowed) {
+      await this.auditEntry({ ...entry, outcome: 'refused', code: 'ROLE_FORBIDDEN' });
+      throw new MedledgerError('ROLE_FORBIDDEN', { details: 'The vault’s audit is for its institution’s auditors.' });
+    }
+    const entries = await this.o.store.auditEntries(custodian, after, limit);
+    await this.auditEntry({ ...entry, outcome: 'served', code: null });
+    return entries;
   }
 
   // ---------------------------------------------------------------- ledger plumbing
@@ -659,16 +709,26 @@ export class VaultService {
   private async afterBlock(b: CommittedBlock): Promise<void> {
     const groups = new Set<string>();
     for (const { event } of b.events) {
-      if (event.type === 'record.registered' || event.type === 'record.amended') {
-        await this.noteRegistration(event.data['recordId'] as string);
-      } else if (event.type === 'record.erased') {
-        for (const id of event.data['recordIds'] as string[]) await this.shredRecord(id, event.data['erasureTx'] as string, b.time);
-      } else if (event.type === 'identity.staffEnrolled' || event.type === 'identity.staffRevoked') {
-        const staff = this.state.get<Staff>('staff', event.data['staffId'] as string);
-        if (staff !== undefined && this.vaults.has(staff.institution)) groups.add(groupId(staff.institution, staff.role));
+      try {
+        await this.afterEvent(event, b.time, groups);
+      } catch (e) {
+        // One event's failure must not skip the others (an erasure beside a failed rotation);
+        // what failed is finished by reconcile() at the next start.
+        this.report(e);
       }
     }
-    for (const g of groups) await this.rotateIfNeeded(g);
+    for (const g of groups) await this.rotateIfNeeded(g).catch((e: unknown) => this.report(e));
+  }
+
+  private async afterEvent(event: CommittedBlock['events'][number]['event'], time: number, groups: Set<string>): Promise<void> {
+    if (event.type === 'record.registered' || event.type === 'record.amended') {
+      await this.noteRegistration(event.data['recordId'] as string);
+    } else if (event.type === 'record.erased') {
+      for (const id of event.data['recordIds'] as string[]) await this.shredRecord(id, event.data['erasureTx'] as string, time);
+    } else if (event.type === 'identity.staffEnrolled' || event.type === 'identity.staffRevoked') {
+      const staff = this.state.get<Staff>('staff', event.data['staffId'] as string);
+      if (staff !== undefined && this.vaults.has(staff.institution)) groups.add(groupId(staff.institution, staff.role));
+    }
   }
 
   /** Links a pending upload to its index entry once the registration is on the ledger. */
@@ -743,4 +803,12 @@ export class VaultService {
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A body must be exactly what its signed Content-Digest says (RFC 9530, sha-256). */
+function checkBodyDigest(body: Buffer, header: string | string[] | undefined): void {
+  if (typeof header !== 'string') throw new MedledgerError('SIGNATURE_INVALID', { details: 'A body carries a signed Content-Digest.' });
+  const expected = parseContentDigest(header);
+  const actual = createHash('sha256').update(body).digest();
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw new MedledgerError('DIGEST_MISMATCH');
 }
