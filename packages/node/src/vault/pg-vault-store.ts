@@ -6,8 +6,7 @@
 import pg from 'pg';
 import { MedledgerError } from '@medledger/core/errors';
 import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
-
-const SCHEMA_VERSION = 1;
+import { VAULT_SCHEMA_VERSION, checkIndex, checkNewRecord, toBuffer, toBytes } from './store-helpers.ts';
 
 /** Keys of the transaction-scoped advisory locks this store takes ('mlv' + a number). */
 const LOCK_INIT = 0x6d6c7601;
@@ -127,7 +126,6 @@ interface AuditRow {
 
 type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
 
-const OBJECT_ID = /^[0-9a-f]{32}$/;
 const UNIQUE_VIOLATION = '23505';
 
 export class PgVaultStore implements VaultStore {
@@ -146,12 +144,14 @@ export class PgVaultStore implements VaultStore {
       // Two nodes starting on one database must not race CREATE TABLE IF NOT EXISTS.
       await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_INIT]);
       for (const s of SCHEMA) await c.query(s);
-      await c.query("INSERT INTO vault_meta (k, v) VALUES ('schemaVersion', $1) ON CONFLICT (k) DO NOTHING", [String(SCHEMA_VERSION)]);
+      await c.query("INSERT INTO vault_meta (k, v) VALUES ('schemaVersion', $1) ON CONFLICT (k) DO NOTHING", [
+        String(VAULT_SCHEMA_VERSION),
+      ]);
       const { rows } = await c.query<{ v: string }>("SELECT v FROM vault_meta WHERE k = 'schemaVersion'");
       const version = rows[0]?.v;
-      if (version !== String(SCHEMA_VERSION)) {
+      if (version !== String(VAULT_SCHEMA_VERSION)) {
         throw new MedledgerError('INTERNAL', {
-          details: `The vault database has schema version ${version}; this node knows ${SCHEMA_VERSION}.`,
+          details: `The vault database has schema version ${version}; this node knows ${VAULT_SCHEMA_VERSION}.`,
         });
       }
     });
@@ -430,36 +430,6 @@ async function readableAttachment(pool: pg.Pool, objectId: string, index: number
 
 function isUniqueViolation(e: unknown): boolean {
   return e instanceof pg.DatabaseError && e.code === UNIQUE_VIOLATION;
-}
-
-function checkNewRecord(r: VaultRecord): void {
-  if (!OBJECT_ID.test(r.objectId)) throw new MedledgerError('BAD_REQUEST', { details: 'objectId must be 32 lower-case hex digits.' });
-  if (r.state !== 'pending' || r.recordId !== null || r.erasedAt !== null || r.erasureTx !== null) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record must be pending, with no recordId and no erasure.' });
-  }
-  if (r.sealedDataKey === null || r.resourceCiphertext === null) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record needs its sealed key and ciphertext.' });
-  }
-  if (!Number.isSafeInteger(r.size) || r.size < 0 || !Number.isSafeInteger(r.createdAt)) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'size and createdAt must be integers.' });
-  }
-}
-
-function checkIndex(index: number): void {
-  if (!Number.isSafeInteger(index) || index < 0) throw new MedledgerError('BAD_REQUEST', { details: 'index must be a natural number.' });
-}
-
-/** A Buffer over the same bytes (pg sends Buffers as bytea). */
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * A plain Uint8Array of a bytea. pg decodes small values into Node's shared 8 KiB Buffer pool; a
- * view of those would keep (and expose through `.buffer`) other bytes, so they are copied.
- */
-function toBytes(b: Buffer): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b);
 }
 
 function int8(v: Int8): number {

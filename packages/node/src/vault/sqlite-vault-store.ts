@@ -5,8 +5,7 @@
 import Database from 'better-sqlite3';
 import { MedledgerError } from '@medledger/core/errors';
 import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
-
-const SCHEMA_VERSION = 1;
+import { VAULT_SCHEMA_VERSION, checkIndex, checkNewRecord, toBuffer, toBytes } from './store-helpers.ts';
 
 const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) STRICT',
@@ -118,8 +117,6 @@ interface AuditRow {
 type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
 type Bind = (string | number | Buffer | null)[];
 
-const OBJECT_ID = /^[0-9a-f]{32}$/;
-
 export class SqliteVaultStore implements VaultStore {
   private readonly db: Database.Database;
   private statements: ReturnType<SqliteVaultStore['prepare']> | null = null;
@@ -139,11 +136,11 @@ export class SqliteVaultStore implements VaultStore {
       this.db
         .transaction(() => {
           for (const s of SCHEMA) this.db.exec(s);
-          this.db.prepare("INSERT INTO meta(k, v) VALUES ('schemaVersion', ?) ON CONFLICT(k) DO NOTHING").run(String(SCHEMA_VERSION));
+          this.db.prepare("INSERT INTO meta(k, v) VALUES ('schemaVersion', ?) ON CONFLICT(k) DO NOTHING").run(String(VAULT_SCHEMA_VERSION));
           const version = this.db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'schemaVersion'").get()?.v;
-          if (version !== String(SCHEMA_VERSION)) {
+          if (version !== String(VAULT_SCHEMA_VERSION)) {
             throw new MedledgerError('INTERNAL', {
-              details: `The vault database has schema version ${version}; this node knows ${SCHEMA_VERSION}.`,
+              details: `The vault database has schema version ${version}; this node knows ${VAULT_SCHEMA_VERSION}.`,
             });
           }
         })
@@ -426,33 +423,6 @@ export class SqliteVaultStore implements VaultStore {
 /** Runs a synchronous store operation as the interface's promise (a throw becomes a rejection). */
 function settle<T>(f: () => T): Promise<T> {
   return new Promise((resolve) => resolve(f()));
-}
-
-function checkNewRecord(r: VaultRecord): void {
-  if (!OBJECT_ID.test(r.objectId)) throw new MedledgerError('BAD_REQUEST', { details: 'objectId must be 32 lower-case hex digits.' });
-  if (r.state !== 'pending' || r.recordId !== null || r.erasedAt !== null || r.erasureTx !== null) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record must be pending, with no recordId and no erasure.' });
-  }
-  if (r.sealedDataKey === null || r.resourceCiphertext === null) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'A new vault record needs its sealed key and ciphertext.' });
-  }
-  if (!Number.isSafeInteger(r.size) || r.size < 0 || !Number.isSafeInteger(r.createdAt)) {
-    throw new MedledgerError('BAD_REQUEST', { details: 'size and createdAt must be integers.' });
-  }
-}
-
-function checkIndex(index: number): void {
-  if (!Number.isSafeInteger(index) || index < 0) throw new MedledgerError('BAD_REQUEST', { details: 'index must be a natural number.' });
-}
-
-/** A Buffer over the same bytes (better-sqlite3 binds Buffers as BLOBs). */
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** A plain Uint8Array of a BLOB, viewing it when it owns its memory, else copied out of the pool. */
-function toBytes(b: Buffer): Uint8Array {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? new Uint8Array(b.buffer, 0, b.byteLength) : new Uint8Array(b);
 }
 
 function recordOf(r: RecordRow | undefined): VaultRecord | undefined {
