@@ -5,8 +5,25 @@
  */
 import pg from 'pg';
 import { MedledgerError } from '@medledger/core/errors';
-import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
-import { VAULT_SCHEMA_VERSION, checkIndex, checkNewRecord, toBuffer, toBytes } from './store-helpers.ts';
+import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
+import {
+  ATTACHMENT_COLUMNS,
+  AUDIT_COLUMNS,
+  RECORD_COLUMNS,
+  VAULT_SCHEMA_VERSION,
+  attachmentOf,
+  auditOf,
+  checkIndex,
+  checkNewRecord,
+  recordOf,
+  recordValues,
+  toBuffer,
+  toBytes,
+  type AttachmentRow,
+  type AuditRow,
+  type RecordRow,
+  type StateRow,
+} from './store-helpers.ts';
 
 /** Keys of the transaction-scoped advisory locks this store takes ('mlv' + a number). */
 const LOCK_INIT = 0x6d6c7601;
@@ -75,57 +92,6 @@ const SCHEMA = [
   'CREATE INDEX IF NOT EXISTS vault_audit_custodian ON vault_audit (custodian, seq)',
 ];
 
-const RECORD_COLUMNS =
-  'object_id, custodian, patient_code, category, state, record_id, sealed_data_key, resource_ciphertext, hash, ciphertext_hash, size, created_at, erased_at, erasure_tx';
-const ATTACHMENT_COLUMNS = 'object_id, idx, content_type, size, sha256, ciphertext_hash, chunks, complete';
-const AUDIT_COLUMNS = 'seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx';
-
-/** int8 columns arrive as decimal strings (pg's default); they hold times and sizes below 2^53. */
-type Int8 = string;
-
-interface RecordRow {
-  object_id: string;
-  custodian: string;
-  patient_code: string;
-  category: string;
-  state: VaultRecordState;
-  record_id: string | null;
-  sealed_data_key: Buffer | null;
-  resource_ciphertext: Buffer | null;
-  hash: string;
-  ciphertext_hash: string;
-  size: Int8;
-  created_at: Int8;
-  erased_at: Int8 | null;
-  erasure_tx: string | null;
-}
-
-interface AttachmentRow {
-  object_id: string;
-  idx: number;
-  content_type: string;
-  size: Int8;
-  sha256: string;
-  ciphertext_hash: string | null;
-  chunks: number;
-  complete: boolean;
-}
-
-interface AuditRow {
-  seq: Int8;
-  time: Int8;
-  custodian: string;
-  requester: string;
-  record_id: string | null;
-  object_id: string | null;
-  action: string;
-  outcome: VaultAuditOutcome;
-  code: string | null;
-  ledger_tx: string | null;
-}
-
-type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
-
 const UNIQUE_VIOLATION = '23505';
 
 export class PgVaultStore implements VaultStore {
@@ -133,7 +99,8 @@ export class PgVaultStore implements VaultStore {
   private closed = false;
 
   constructor(options: { connectionString: string } | pg.PoolConfig) {
-    this.pool = new pg.Pool(options);
+    // int8 columns (times, sizes, sequence numbers) come back as numbers, checked to be exact.
+    this.pool = new pg.Pool({ ...options, types });
     // An idle client whose server went away emits 'error'; unhandled, that would end the process.
     // The next query on the pool reports the failure to its caller instead.
     this.pool.on('error', () => undefined);
@@ -168,22 +135,7 @@ export class PgVaultStore implements VaultStore {
     const r = await this.pool.query(
       `INSERT INTO vault_records (${RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
        ON CONFLICT (object_id) DO NOTHING`,
-      [
-        record.objectId,
-        record.custodian,
-        record.patientCode,
-        record.category,
-        record.state,
-        record.recordId,
-        toBuffer(record.sealedDataKey!),
-        toBuffer(record.resourceCiphertext!),
-        record.hash,
-        record.ciphertextHash,
-        record.size,
-        record.createdAt,
-        record.erasedAt,
-        record.erasureTx,
-      ],
+      recordValues(record),
     );
     if (r.rowCount === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'A vault object with this id exists.' });
   }
@@ -345,7 +297,7 @@ export class PgVaultStore implements VaultStore {
     // Readers page with `seq > afterSeq`, so entries must become visible in seq order: an
     // identity value taken by a transaction that commits later would be skipped. The advisory
     // lock, taken before the value is drawn and held to commit, serialises the inserts.
-    const { rows } = await this.pool.query<{ seq: Int8 }>(
+    const { rows } = await this.pool.query<{ seq: number }>(
       `WITH serial AS (SELECT pg_advisory_xact_lock($10::bigint))
        INSERT INTO vault_audit (time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx)
        SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text FROM serial RETURNING seq`,
@@ -362,7 +314,7 @@ export class PgVaultStore implements VaultStore {
         LOCK_AUDIT,
       ],
     );
-    return Number(rows[0]!.seq);
+    return rows[0]!.seq;
   }
 
   async auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]> {
@@ -432,55 +384,14 @@ function isUniqueViolation(e: unknown): boolean {
   return e instanceof pg.DatabaseError && e.code === UNIQUE_VIOLATION;
 }
 
-function int8(v: Int8): number {
+function parseInt8(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n)) throw new MedledgerError('INTERNAL', { details: 'A vault integer is outside the safe range.' });
   return n;
 }
 
-function recordOf(r: RecordRow): VaultRecord {
-  return {
-    objectId: r.object_id,
-    custodian: r.custodian,
-    patientCode: r.patient_code,
-    category: r.category,
-    state: r.state,
-    recordId: r.record_id,
-    sealedDataKey: r.sealed_data_key === null ? null : toBytes(r.sealed_data_key),
-    resourceCiphertext: r.resource_ciphertext === null ? null : toBytes(r.resource_ciphertext),
-    hash: r.hash,
-    ciphertextHash: r.ciphertext_hash,
-    size: int8(r.size),
-    createdAt: int8(r.created_at),
-    erasedAt: r.erased_at === null ? null : int8(r.erased_at),
-    erasureTx: r.erasure_tx,
-  };
-}
-
-function attachmentOf(a: AttachmentRow): VaultAttachment {
-  return {
-    objectId: a.object_id,
-    index: a.idx,
-    contentType: a.content_type,
-    size: int8(a.size),
-    sha256: a.sha256,
-    ciphertextHash: a.ciphertext_hash,
-    chunks: a.chunks,
-    complete: a.complete,
-  };
-}
-
-function auditOf(a: AuditRow): VaultAuditEntry {
-  return {
-    seq: int8(a.seq),
-    time: int8(a.time),
-    custodian: a.custodian,
-    requester: a.requester,
-    recordId: a.record_id,
-    objectId: a.object_id,
-    action: a.action,
-    outcome: a.outcome,
-    code: a.code,
-    ledgerTx: a.ledger_tx,
-  };
-}
+/** pg's own parsers, but int8 as an exact number: the vault's int8s hold times and sizes below 2^53. */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: (oid, format) =>
+    oid === pg.types.builtins.INT8 ? parseInt8 : (pg.types.getTypeParser(oid, format) as (v: string) => unknown),
+};

@@ -4,8 +4,25 @@
  */
 import Database from 'better-sqlite3';
 import { MedledgerError } from '@medledger/core/errors';
-import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
-import { VAULT_SCHEMA_VERSION, checkIndex, checkNewRecord, toBuffer, toBytes } from './store-helpers.ts';
+import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultStore } from './vault-store.ts';
+import {
+  ATTACHMENT_COLUMNS,
+  AUDIT_COLUMNS,
+  RECORD_COLUMNS,
+  VAULT_SCHEMA_VERSION,
+  attachmentOf,
+  auditOf,
+  checkIndex,
+  checkNewRecord,
+  recordOf,
+  recordValues,
+  toBuffer,
+  toBytes,
+  type AttachmentRow,
+  type AuditRow,
+  type RecordRow,
+  type StateRow,
+} from './store-helpers.ts';
 
 const SCHEMA = [
   'CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) STRICT',
@@ -68,53 +85,6 @@ const SCHEMA = [
   'CREATE INDEX IF NOT EXISTS audit_custodian ON audit(custodian, seq)',
 ];
 
-const RECORD_COLUMNS =
-  'object_id, custodian, patient_code, category, state, record_id, sealed_data_key, resource_ciphertext, hash, ciphertext_hash, size, created_at, erased_at, erasure_tx';
-const ATTACHMENT_COLUMNS = 'object_id, idx, content_type, size, sha256, ciphertext_hash, chunks, complete';
-const AUDIT_COLUMNS = 'seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx';
-
-interface RecordRow {
-  object_id: string;
-  custodian: string;
-  patient_code: string;
-  category: string;
-  state: VaultRecordState;
-  record_id: string | null;
-  sealed_data_key: Buffer | null;
-  resource_ciphertext: Buffer | null;
-  hash: string;
-  ciphertext_hash: string;
-  size: number;
-  created_at: number;
-  erased_at: number | null;
-  erasure_tx: string | null;
-}
-
-interface AttachmentRow {
-  object_id: string;
-  idx: number;
-  content_type: string;
-  size: number;
-  sha256: string;
-  ciphertext_hash: string | null;
-  chunks: number;
-  complete: number;
-}
-
-interface AuditRow {
-  seq: number;
-  time: number;
-  custodian: string;
-  requester: string;
-  record_id: string | null;
-  object_id: string | null;
-  action: string;
-  outcome: VaultAuditOutcome;
-  code: string | null;
-  ledger_tx: string | null;
-}
-
-type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
 type Bind = (string | number | Buffer | null)[];
 
 export class SqliteVaultStore implements VaultStore {
@@ -158,32 +128,17 @@ export class SqliteVaultStore implements VaultStore {
   putRecord(record: VaultRecord): Promise<void> {
     return settle(() => {
       checkNewRecord(record);
-      const r = this.s.insertRecord.run(
-        record.objectId,
-        record.custodian,
-        record.patientCode,
-        record.category,
-        record.state,
-        record.recordId,
-        toBuffer(record.sealedDataKey!),
-        toBuffer(record.resourceCiphertext!),
-        record.hash,
-        record.ciphertextHash,
-        record.size,
-        record.createdAt,
-        record.erasedAt,
-        record.erasureTx,
-      );
+      const r = this.s.insertRecord.run(...recordValues(record));
       if (r.changes === 0) throw new MedledgerError('ALREADY_EXISTS', { details: 'A vault object with this id exists.' });
     });
   }
 
   getRecord(objectId: string): Promise<VaultRecord | undefined> {
-    return settle(() => recordOf(this.s.record.get(objectId)));
+    return settle(() => optionalRecord(this.s.record.get(objectId)));
   }
 
   getRecordByRecordId(recordId: string): Promise<VaultRecord | undefined> {
-    return settle(() => recordOf(this.s.recordByRecordId.get(recordId)));
+    return settle(() => optionalRecord(this.s.recordByRecordId.get(recordId)));
   }
 
   markRegistered(objectId: string, recordId: string): Promise<void> {
@@ -206,7 +161,7 @@ export class SqliteVaultStore implements VaultStore {
   }
 
   pendingBefore(before: number): Promise<VaultRecord[]> {
-    return settle(() => this.s.pendingBefore.all(before).map((r) => recordOf(r)!));
+    return settle(() => this.s.pendingBefore.all(before).map(recordOf));
   }
 
   deletePending(objectId: string): Promise<void> {
@@ -425,50 +380,6 @@ function settle<T>(f: () => T): Promise<T> {
   return new Promise((resolve) => resolve(f()));
 }
 
-function recordOf(r: RecordRow | undefined): VaultRecord | undefined {
-  if (r === undefined) return undefined;
-  return {
-    objectId: r.object_id,
-    custodian: r.custodian,
-    patientCode: r.patient_code,
-    category: r.category,
-    state: r.state,
-    recordId: r.record_id,
-    sealedDataKey: r.sealed_data_key === null ? null : toBytes(r.sealed_data_key),
-    resourceCiphertext: r.resource_ciphertext === null ? null : toBytes(r.resource_ciphertext),
-    hash: r.hash,
-    ciphertextHash: r.ciphertext_hash,
-    size: r.size,
-    createdAt: r.created_at,
-    erasedAt: r.erased_at,
-    erasureTx: r.erasure_tx,
-  };
-}
-
-function attachmentOf(a: AttachmentRow): VaultAttachment {
-  return {
-    objectId: a.object_id,
-    index: a.idx,
-    contentType: a.content_type,
-    size: a.size,
-    sha256: a.sha256,
-    ciphertextHash: a.ciphertext_hash,
-    chunks: a.chunks,
-    complete: a.complete !== 0,
-  };
-}
-
-function auditOf(a: AuditRow): VaultAuditEntry {
-  return {
-    seq: a.seq,
-    time: a.time,
-    custodian: a.custodian,
-    requester: a.requester,
-    recordId: a.record_id,
-    objectId: a.object_id,
-    action: a.action,
-    outcome: a.outcome,
-    code: a.code,
-    ledgerTx: a.ledger_tx,
-  };
+function optionalRecord(r: RecordRow | undefined): VaultRecord | undefined {
+  return r === undefined ? undefined : recordOf(r);
 }

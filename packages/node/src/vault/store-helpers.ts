@@ -3,10 +3,127 @@
  * index, and bytes to and from the Buffers the database drivers use.
  */
 import { MedledgerError } from '@medledger/core/errors';
-import type { VaultRecord } from './vault-store.ts';
+import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState } from './vault-store.ts';
 
 export const VAULT_SCHEMA_VERSION = 1;
-export const OBJECT_ID = /^[0-9a-f]{32}$/;
+const OBJECT_ID = /^[0-9a-f]{32}$/;
+
+export const RECORD_COLUMNS =
+  'object_id, custodian, patient_code, category, state, record_id, sealed_data_key, resource_ciphertext, hash, ciphertext_hash, size, created_at, erased_at, erasure_tx';
+export const ATTACHMENT_COLUMNS = 'object_id, idx, content_type, size, sha256, ciphertext_hash, chunks, complete';
+export const AUDIT_COLUMNS = 'seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx';
+
+/** The rows both backends read (integers as numbers: the PostgreSQL store parses its int8s). */
+export interface RecordRow {
+  object_id: string;
+  custodian: string;
+  patient_code: string;
+  category: string;
+  state: VaultRecordState;
+  record_id: string | null;
+  sealed_data_key: Buffer | null;
+  resource_ciphertext: Buffer | null;
+  hash: string;
+  ciphertext_hash: string;
+  size: number;
+  created_at: number;
+  erased_at: number | null;
+  erasure_tx: string | null;
+}
+
+export interface AttachmentRow {
+  object_id: string;
+  idx: number;
+  content_type: string;
+  size: number;
+  sha256: string;
+  ciphertext_hash: string | null;
+  chunks: number;
+  /** SQLite stores 0 / 1, PostgreSQL a boolean */
+  complete: number | boolean;
+}
+
+export interface AuditRow {
+  seq: number;
+  time: number;
+  custodian: string;
+  requester: string;
+  record_id: string | null;
+  object_id: string | null;
+  action: string;
+  outcome: VaultAuditOutcome;
+  code: string | null;
+  ledger_tx: string | null;
+}
+
+export type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
+
+/** A new record's values in the order of RECORD_COLUMNS. */
+export function recordValues(record: VaultRecord): (string | number | Buffer | null)[] {
+  return [
+    record.objectId,
+    record.custodian,
+    record.patientCode,
+    record.category,
+    record.state,
+    record.recordId,
+    toBuffer(record.sealedDataKey!),
+    toBuffer(record.resourceCiphertext!),
+    record.hash,
+    record.ciphertextHash,
+    record.size,
+    record.createdAt,
+    record.erasedAt,
+    record.erasureTx,
+  ];
+}
+
+export function recordOf(r: RecordRow): VaultRecord {
+  return {
+    objectId: r.object_id,
+    custodian: r.custodian,
+    patientCode: r.patient_code,
+    category: r.category,
+    state: r.state,
+    recordId: r.record_id,
+    sealedDataKey: r.sealed_data_key === null ? null : toBytes(r.sealed_data_key),
+    resourceCiphertext: r.resource_ciphertext === null ? null : toBytes(r.resource_ciphertext),
+    hash: r.hash,
+    ciphertextHash: r.ciphertext_hash,
+    size: r.size,
+    createdAt: r.created_at,
+    erasedAt: r.erased_at,
+    erasureTx: r.erasure_tx,
+  };
+}
+
+export function attachmentOf(a: AttachmentRow): VaultAttachment {
+  return {
+    objectId: a.object_id,
+    index: a.idx,
+    contentType: a.content_type,
+    size: a.size,
+    sha256: a.sha256,
+    ciphertextHash: a.ciphertext_hash,
+    chunks: a.chunks,
+    complete: a.complete === true || a.complete === 1,
+  };
+}
+
+export function auditOf(a: AuditRow): VaultAuditEntry {
+  return {
+    seq: a.seq,
+    time: a.time,
+    custodian: a.custodian,
+    requester: a.requester,
+    recordId: a.record_id,
+    objectId: a.object_id,
+    action: a.action,
+    outcome: a.outcome,
+    code: a.code,
+    ledgerTx: a.ledger_tx,
+  };
+}
 
 export function checkNewRecord(r: VaultRecord): void {
   if (!OBJECT_ID.test(r.objectId)) throw new MedledgerError('BAD_REQUEST', { details: 'objectId must be 32 lower-case hex digits.' });

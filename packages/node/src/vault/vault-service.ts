@@ -426,7 +426,7 @@ export class VaultService {
         if (size !== declared.size)
           throw new MedledgerError('DIGEST_MISMATCH', { details: 'The file’s size differs from the resource’s.' });
         const digest = plainHash.digest();
-        if (!sameBytes(digest, expectedDigest)) throw new MedledgerError('DIGEST_MISMATCH');
+        if (!digestMatches(expectedDigest, digest)) throw new MedledgerError('DIGEST_MISMATCH');
         if (digest.toString('hex') !== declared.sha256)
           throw new MedledgerError('DIGEST_MISMATCH', { details: 'The file’s SHA-256 differs from the resource’s.' });
       } catch (e) {
@@ -801,8 +801,9 @@ export class VaultService {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+/** Compares a body's SHA-256 with the one its Content-Digest declared. */
+function digestMatches(expected: Uint8Array, actual: Uint8Array): boolean {
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
 /** A body must be exactly what its signed Content-Digest says (RFC 9530, sha-256). */
@@ -810,5 +811,5 @@ function checkBodyDigest(body: Buffer, header: string | string[] | undefined): v
   if (typeof header !== 'string') throw new MedledgerError('SIGNATURE_INVALID', { details: 'A body carries a signed Content-Digest.' });
   const expected = parseContentDigest(header);
   const actual = createHash('sha256').update(body).digest();
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw new MedledgerError('DIGEST_MISMATCH');
+  if (!digestMatches(expected, actual)) throw new MedledgerError('DIGEST_MISMATCH');
 }
