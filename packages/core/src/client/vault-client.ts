@@ -21,6 +21,11 @@ export function attachmentAad(recordHash: string, index: number): Uint8Array {
   return utf8(`medledger/attachment/v1 ${recordHash} ${index}`);
 }
 
+/** Binds a record de-identified for a study to that record and study. */
+export function deidentifiedAad(recordId: string, studyId: string): Uint8Array {
+  return utf8(`medledger/deidentified/v1 ${recordId} ${studyId}`);
+}
+
 /** What the requester's own node says of the record (GET /api/records/:id). */
 export interface RecordIndex {
   recordId: string;
@@ -44,6 +49,14 @@ export interface FetchedRecord {
   /** the record's data key, to open its files */
   dataKey: Uint8Array;
   attachments: { index: number; contentType: string; size: number; ciphertextHash: string | null; complete: boolean }[];
+}
+
+export interface DeidentifiedRecord {
+  recordId: string;
+  accessTx: string | null;
+  level: string;
+  study: string;
+  resource: JsonObject;
 }
 
 export interface VaultClientOptions {
@@ -163,6 +176,29 @@ export class VaultClient {
   }
 
   /**
+   * Fetches a record de-identified for a study (a researcher's only way to a record): the vault
+   * removes identifiers before it encrypts to the requester, so the index hashes no longer apply;
+   * the answer's own hash is checked instead.
+   */
+  async fetchDeidentified(vaultUrl: string, recordId: string, study: string, purpose: Purpose): Promise<DeidentifiedRecord> {
+    const res = await this.send('GET', `${vaultUrl}/vault/records/${recordId}?purpose=${purpose}&study=${encodeURIComponent(study)}`);
+    const answer = (await res.json()) as {
+      recordId: string;
+      accessTx: string | null;
+      keyEnvelope: string;
+      ciphertext: string;
+      deidentified?: { level: string; study: string; hash: string };
+    };
+    if (answer.deidentified?.study !== study || answer.recordId !== recordId)
+      throw new MedledgerError('RECORD_INTEGRITY', { details: 'The answer is not a de-identified record of this study.' });
+    const dataKey = await unwrapDataKey(answer.keyEnvelope, this.me.file.encryption.privateKey);
+    const plaintext = await decryptBytes(dataKey, deidentifiedAad(recordId, study), fromBase64Url(answer.ciphertext));
+    if (sha256Hex(plaintext) !== answer.deidentified.hash) throw new MedledgerError('RECORD_INTEGRITY');
+    const resource = JSON.parse(new TextDecoder().decode(plaintext)) as JsonObject;
+    return { recordId, accessTx: answer.accessTx, level: answer.deidentified.level, study, resource };
+  }
+
+  /**
    * Streams one of the record's files, decrypting chunk by chunk; the last step checks the
    * plaintext against the SHA-256 the (already verified) resource declares, so a file that was
    * swapped or cut short never ends cleanly.
@@ -187,6 +223,11 @@ export class VaultClient {
   }
 
   /** The vault's audit trail, for an auditor of its institution. */
+  /** A signed GET of any vault URL, answered as JSON (for tools); a refusal throws its coded error. */
+  async get(url: string): Promise<JsonObject> {
+    return (await (await this.send('GET', url)).json()) as JsonObject;
+  }
+
   async audit(vaultUrl: string, institution: string, after = 0, limit = 100): Promise<JsonObject[]> {
     const res = await this.send('GET', `${vaultUrl}/vault/${institution}/audit?after=${after}&limit=${limit}`);
     return ((await res.json()) as { entries: JsonObject[] }).entries;

@@ -126,7 +126,8 @@ describe('access.recordServed', () => {
   it('is refused with DEIDENTIFICATION_REQUIRED for identified data to a researcher', async () => {
     await grant({ grantee: { kind: 'institution', institution: 'res-e' }, purposes: ['HRESCH'] });
     expect(await recordServed(served('res-e/res-1', { purpose: 'HRESCH' }))).toBe('DEIDENTIFICATION_REQUIRED');
-    expect(await recordServed(served('res-e/res-1', { purpose: 'HRESCH', deidentification: 'pseudonymised' }))).toBe('OK');
+    // De-identified data goes to a researcher only within a study (contracts/research.test.ts).
+    expect(await recordServed(served('res-e/res-1', { purpose: 'HRESCH', deidentification: 'pseudonymised' }))).toBe('STUDY_REQUIRED');
   });
 
   it('is refused with DEIDENTIFICATION_REQUIRED when the consent asks for stricter data', async () => {

@@ -8,7 +8,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { reject, type ContractInput } from './context.ts';
 import { addConsent, patientConsents } from './consent.ts';
-import { Deidentification, PatientCode, Purpose, Scope, StaffId, Text, TxRef } from './schemas.ts';
+import { Deidentification, Id, PatientCode, Purpose, Scope, StaffId, Text, TxRef } from './schemas.ts';
+import { checkStudyAccess } from './research.ts';
 import type { AccessLogEntry, AccessRequest, Consent, Member, Patient, RecordEntry, Review, Staff } from './state.ts';
 import { evaluateConsent } from '../policy/consent-evaluation.ts';
 import { isErrorCode } from '../errors.ts';
@@ -33,7 +34,14 @@ export const DecideBody = Type.Object(
   { additionalProperties: false },
 );
 export const ServedBody = Type.Object(
-  { recordId: TxRef, requester: StaffId, purpose: Purpose, deidentification: Deidentification },
+  {
+    recordId: TxRef,
+    requester: StaffId,
+    purpose: Purpose,
+    deidentification: Deidentification,
+    /** a researcher's access names the study it is for */
+    study: Type.Optional(Id),
+  },
   { additionalProperties: false },
 );
 export const RefusedBody = Type.Object(
@@ -140,9 +148,19 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
   const requesterInstitution = draft.get<Member>('members', requester.institution);
   if (requesterInstitution === undefined || requesterInstitution.status !== 'active')
     reject('NOT_A_MEMBER', 'The requester’s institution is not an active member.');
+  // A researcher is served only within a study of their institution, at the study's level.
+  if (requester.role === 'researcher' && body.deidentification === 'identified') reject('DEIDENTIFICATION_REQUIRED');
+  if (requester.role === 'researcher' && body.study === undefined) reject('STUDY_REQUIRED');
+  if (body.study !== undefined) {
+    checkStudyAccess(draft, body.study, requester, {
+      purpose: body.purpose,
+      deidentification: body.deidentification,
+      category: record.category,
+    });
+  }
   const decision = evaluateConsent(
     {
-      requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role },
+      requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role, study: body.study ?? null },
       record: { recordId: record.recordId, category: record.category, custodian: record.custodian, patientCode: record.patientCode },
       purpose: body.purpose,
       deidentification: body.deidentification,
@@ -166,6 +184,7 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
     code: null,
     consentId: decision.consentId,
     reason: asked?.reason ?? null,
+    ...(body.study === undefined ? {} : { study: body.study }),
   });
 }
 

@@ -96,6 +96,8 @@ export function grant(input: ContractInput<Static<typeof GrantBody>>): void {
   const { draft, body, txId, ctx } = input;
   assertSelf(input, body.patientCode);
   if (body.period.to !== null && body.period.to <= body.period.from) reject('TX_BODY_INVALID', 'period.to must be after period.from.');
+  // A consent names a registered study, so no later registration can take the name and the consent.
+  if (body.grantee.kind === 'study' && draft.get('studies', body.grantee.studyId) === undefined) reject('STUDY_NOT_FOUND');
   const consent: Consent = {
     consentId: txId,
     patientCode: body.patientCode,

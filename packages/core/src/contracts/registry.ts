@@ -10,6 +10,7 @@ import * as groups from './groups.ts';
 import * as identity from './identity.ts';
 import * as membership from './membership.ts';
 import * as records from './records.ts';
+import * as research from './research.ts';
 
 interface ContractEntry {
   schema: TSchema;
@@ -38,6 +39,14 @@ export const Contracts: { readonly [T in TxType]: ContractEntry } = {
   'access.recordServed': { schema: access.ServedBody, run: access.recordServed },
   'access.recordRefused': { schema: access.RefusedBody, run: access.recordRefused },
   'access.breakGlass': { schema: access.BreakGlassBody, run: access.breakGlass },
+  'research.registerStudy': { schema: research.RegisterStudyBody, run: research.registerStudy },
+  'research.closeStudy': { schema: research.CloseStudyBody, run: research.closeStudy },
+  'research.shareStudyKey': { schema: research.ShareStudyKeyBody, run: research.shareStudyKey },
+  'research.openRound': { schema: research.OpenRoundBody, run: research.openRound },
+  'research.submitShare': { schema: research.SubmitShareBody, run: research.submitShare },
+  'research.closeShares': { schema: research.CloseSharesBody, run: research.closeShares },
+  'research.revealSeeds': { schema: research.RevealSeedsBody, run: research.revealSeeds },
+  'research.release': { schema: research.ReleaseBody, run: research.release },
 };
 
 const compiled = new Map<TxType, TypeCheck<TSchema>>();

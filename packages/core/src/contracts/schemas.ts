@@ -38,6 +38,7 @@ export const Grantee = Type.Union([
   Type.Object({ kind: Type.Literal('institution'), institution: Id }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('person'), staffId: StaffId }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('role'), role: StaffRole, institution: Type.Union([Id, Type.Null()]) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('study'), studyId: Id }, { additionalProperties: false }),
 ]);
 
 export const Scope = Type.Union([

@@ -20,6 +20,8 @@ export const StateTables = [
   'accessLog',
   'reviews',
   'groupKeys',
+  'studies',
+  'rounds',
   'meta',
 ] as const;
 export type StateTable = (typeof StateTables)[number];
@@ -153,7 +155,9 @@ export interface RegistrationRequest {
 export type Grantee =
   | { kind: 'institution'; institution: string }
   | { kind: 'person'; staffId: string }
-  | { kind: 'role'; role: StaffRole; institution: string | null };
+  | { kind: 'role'; role: StaffRole; institution: string | null }
+  /** a registered research study: its team's researchers, for the study's purpose only */
+  | { kind: 'study'; studyId: string };
 
 export type ConsentScope = { kind: 'all' } | { kind: 'categories'; categories: string[] } | { kind: 'records'; recordIds: string[] };
 
@@ -201,6 +205,8 @@ export interface AccessLogEntry {
   code: string | null;
   consentId: string | null;
   reason: string | null;
+  /** the study a de-identified record was served for */
+  study?: string;
   time: number;
   height: number;
 }
@@ -239,5 +245,57 @@ export interface GroupEpoch {
   /** staff id -> the group key wrapped (HPKE) to that member's encryption key */
   envelopes: Record<string, string>;
   issuedAt: number;
+  height: number;
+}
+
+/** A research study (TMSMD §4.2; consortium paper §4): what it may use, and how. */
+export interface Study {
+  studyId: string;
+  title: string;
+  institution: string;
+  /** the researcher who registered it; the institution's researchers form its team */
+  researcher: string;
+  purpose: 'HRESCH' | 'PUBHLTH';
+  /** the record categories (FHIR resource types) it may use */
+  categories: string[];
+  query: JsonValue;
+  deidentification: Exclude<DeidentificationLevel, 'identified'>;
+  /** smallest released cell count */
+  k: number;
+  /** privacy budget in thousandths of ε; null: releases carry no noise */
+  epsilonBudgetMilli: number | null;
+  epsilonSpentMilli: number;
+  /** rounds without noise opened and not failed: a study without a budget releases one exact table */
+  exactRounds: number;
+  status: 'active' | 'closed';
+  registeredAt: number;
+  height: number;
+  /** the study's pseudonym key wrapped (HPKE) to each care custodian; null until one asks for it */
+  keyEnvelopes: Record<string, string> | null;
+}
+
+/** One run of a study's query across custodians, combined by secure aggregation. */
+export interface AggregationRound {
+  roundId: string;
+  studyId: string;
+  requester: string;
+  custodians: string[];
+  /** the custodian that sums the masked shares, suppresses, adds noise and releases */
+  releaser: string;
+  epsilonMilli: number | null;
+  openedAt: number;
+  deadline: number;
+  status: 'open' | 'released' | 'failed';
+  /** when the releaser closed the shares (after which seeds are revealed); null while open */
+  sharesClosedAt: number | null;
+  /** custodian -> its masked vector, encrypted to the releaser */
+  shares: Record<string, string>;
+  /** contributor -> its self-mask seed and its seeds with the dropped ones, encrypted to the releaser */
+  reveals: Record<string, string>;
+  dropped: string[];
+  result: JsonValue | null;
+  resultHash: string | null;
+  failure: string | null;
+  closedAt: number | null;
   height: number;
 }

@@ -75,3 +75,28 @@ export async function unwrapDataKey(envelope: string, recipientPrivateKey: strin
     throw new MedledgerError('RECORD_INTEGRITY', { details: 'The key envelope does not open with this key.', cause });
   }
 }
+
+/**
+ * Seals a short message (a masked share, revealed seeds, a study key) to one recipient with HPKE;
+ * `info` names its use so it cannot be opened as anything else.
+ */
+export async function sealTo(plaintext: Uint8Array, recipientPublicKey: string, info: string): Promise<string> {
+  const pk = await suite.kem.importKey('raw', buf(decodeKey(recipientPublicKey)), true);
+  const { ct, enc } = await suite.seal({ recipientPublicKey: pk, info: buf(utf8(info)) }, buf(plaintext));
+  return toBase64Url(concatBytes(new Uint8Array(enc), new Uint8Array(ct)));
+}
+
+/** Opens what `sealTo` sealed with the same `info`; anything else fails with RECORD_INTEGRITY. */
+export async function openSealed(envelope: string, recipientPrivateKey: string, info: string): Promise<Uint8Array> {
+  try {
+    const bytes = fromBase64Url(envelope);
+    const sk = await suite.kem.importKey('raw', buf(fromBase64Url(recipientPrivateKey)), false);
+    const pt = await suite.open(
+      { recipientKey: sk, enc: buf(bytes.subarray(0, ENC_LENGTH)), info: buf(utf8(info)) },
+      buf(bytes.subarray(ENC_LENGTH)),
+    );
+    return new Uint8Array(pt);
+  } catch (cause) {
+    throw new MedledgerError('RECORD_INTEGRITY', { details: 'The sealed message does not open with this key.', cause });
+  }
+}

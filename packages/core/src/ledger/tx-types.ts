@@ -24,6 +24,14 @@ export const TxTypes = {
   'access.recordServed': 'Record that a custodian served a record',
   'access.recordRefused': 'Record that a custodian refused to serve a record',
   'access.breakGlass': 'Open a patient’s records in an emergency, with a reason',
+  'research.registerStudy': 'Register a research study: purpose, data, query, de-identification, privacy budget',
+  'research.closeStudy': 'Close a research study',
+  'research.shareStudyKey': 'Give the care custodians a study’s pseudonym key, wrapped to each',
+  'research.openRound': 'Ask the custodians to run a study’s query (spends privacy budget)',
+  'research.submitShare': 'A custodian’s masked result for an aggregation round',
+  'research.closeShares': 'Close an aggregation round’s shares (all in, or after its deadline)',
+  'research.revealSeeds': 'A contributor’s self-mask seed and its seeds with custodians that dropped out',
+  'research.release': 'Release an aggregation round’s total, suppressed and noised',
 } as const;
 
 export type TxType = keyof typeof TxTypes;

@@ -9,7 +9,8 @@ import { atLeastAsStrict, type DeidentificationLevel, type Purpose } from './pur
 import type { StaffRole } from './roles.ts';
 
 export interface AccessQuestion {
-  requester: { staffId: string; institution: string; role: StaffRole };
+  /** `study`: the study a researcher asks for, once its team membership was checked */
+  requester: { staffId: string; institution: string; role: StaffRole; study?: string | null };
   record: { recordId: string; category: string; custodian: string; patientCode: string };
   purpose: Purpose;
   /** the identification level the requester would receive */
@@ -28,6 +29,8 @@ export function granteeCovers(grantee: Grantee, requester: AccessQuestion['reque
       return grantee.staffId === requester.staffId;
     case 'role':
       return grantee.role === requester.role && (grantee.institution === null || grantee.institution === requester.institution);
+    case 'study':
+      return requester.role === 'researcher' && requester.study === grantee.studyId;
   }
 }
 

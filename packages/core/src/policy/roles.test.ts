@@ -102,10 +102,11 @@ describe('deny by default', () => {
     expect(allowed).toEqual(['membership.propose']);
   });
 
-  it('lets a researcher request access and read de-identified data, nothing else', () => {
+  it('lets a researcher request access, run studies of a research institute and read de-identified data, nothing else', () => {
     for (const kind of [undefined, ...KINDS]) {
       const allowed = PERMISSIONS.filter((p) => can({ role: 'researcher', institutionKind: kind }, p));
-      expect(allowed, String(kind)).toEqual(['access.request', 'records.readDeidentified']);
+      const studies = kind === 'research' ? ['research.registerStudy', 'research.closeStudy', 'research.openRound'] : [];
+      expect(allowed, String(kind)).toEqual(['access.request', ...studies, 'records.readDeidentified']);
     }
   });
 
