@@ -3,7 +3,7 @@
  * a node from it, act as identities with `keys`, `tx`, `consent`, `access`, and read back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Identity } from '@medledger/core/client/identity';
@@ -52,6 +52,12 @@ const COMMANDS = [
   ['vault', 'fetch'],
   ['vault', 'erase'],
   ['vault', 'audit'],
+  ['study'],
+  ['study', 'register'],
+  ['study', 'list'],
+  ['study', 'show'],
+  ['study', 'run'],
+  ['study', 'fetch'],
 ];
 
 describe('help', () => {
@@ -283,5 +289,43 @@ describe('a local consortium from the command line', () => {
     };
     expect(after.nodes.every((n) => n.status === 'down')).toBe(true);
     expect(after.nats.every((n) => !n.running)).toBe(true);
+  });
+});
+
+describe('the demo consortium and a study from the command line', () => {
+  it('demo seeds a study; study run releases its total through the custodians’ vaults and spends ε', async () => {
+    const data = join(tempDir('demo'), 'd');
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'demo', '--data', data, '--port', String(port), '--host', '127.0.0.1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const deadline = Date.now() + 120_000;
+      while (!output.includes('API on') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(output, output).toContain('API on');
+      const n = ['--node', `http://127.0.0.1:${port}`];
+      const key = join(data, 'identities', 'research-inst__res-jin.json');
+      const run = medledger('--json', 'study', 'run', '--key', key, ...n, '--id', 'chronic-care', '--epsilon', '0.5', '--timeout', '15');
+      expect(run.status, run.stderr + output).toBe(0);
+      const released = JSON.parse(run.stdout) as { resultHash: string; result: { cells: { count: number | null }[]; mechanism: string } };
+      expect(released.resultHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(released.result.mechanism).toBe('discrete-laplace');
+      expect(released.result.cells).toHaveLength(1);
+      const shown = JSON.parse(medledger('--json', 'study', 'show', 'chronic-care', ...n).stdout) as {
+        study: { epsilonSpentMilli: number };
+        rounds: { status: string }[];
+      };
+      expect(shown.study.epsilonSpentMilli).toBe(500);
+      expect(shown.rounds.map((r) => r.status)).toEqual(['released']);
+      const over = medledger('--json', 'study', 'run', '--key', key, ...n, '--id', 'chronic-care', '--epsilon', '2.6', '--timeout', '15');
+      expect(over.status).not.toBe(0);
+      expect(over.stdout + over.stderr).toContain('BUDGET_EXCEEDED');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
   });
 });

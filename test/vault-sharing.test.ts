@@ -286,8 +286,9 @@ describe('refusals: each with its code and an audit entry, and nothing served', 
     await refused(other, 'TREAT', 'ROLE_FORBIDDEN', false);
   });
 
-  it('a researcher asking for identified data', async () => {
-    await refused(staff('res-e/res-1'), 'HRESCH', 'DEIDENTIFICATION_REQUIRED');
+  it('a researcher asking outside a study', async () => {
+    // A researcher's only way to a record is de-identified, for a study (test/research.test.ts).
+    await refused(staff('res-e/res-1'), 'HRESCH', 'STUDY_REQUIRED');
   });
 
   it('a replayed signed request, and a signature that covers another path', async () => {

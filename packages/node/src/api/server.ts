@@ -10,7 +10,7 @@ import { Type } from '@sinclair/typebox';
 import { buildReceipt } from '@medledger/core/ledger/receipt';
 import { MedledgerError } from '@medledger/core/errors';
 import type { JsonValue } from '@medledger/core/codec/canonical-json';
-import type { Member } from '@medledger/core/contracts/state';
+import type { Member, Study } from '@medledger/core/contracts/state';
 import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
@@ -258,6 +258,60 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       const r = store.get('records', (req.params as { id: string }).id);
       if (r === undefined) throw new MedledgerError('RECORD_NOT_FOUND');
       return r;
+    },
+  );
+
+  // Research: studies and aggregation rounds, as the ledger holds them (shares are sealed to the releaser).
+  const publicStudy = (value: unknown): unknown => {
+    const { keyEnvelopes, ...study } = value as Study;
+    return { ...study, keyShared: keyEnvelopes !== null };
+  };
+  app.get(
+    '/api/studies',
+    {
+      schema: {
+        summary: 'Registered research studies, newest first',
+        tags: ['research'],
+        querystring: Type.Object({ limit: Limit }),
+      },
+    },
+    (req) =>
+      store
+        .query('studies', {}, null, { column: 'registered_at', desc: true }, (req.query as { limit?: number }).limit ?? 100)
+        .map(publicStudy),
+  );
+  app.get(
+    '/api/studies/:id',
+    {
+      schema: {
+        summary: 'A study with its privacy budget and its aggregation rounds (query, custodians, released result and its hash)',
+        tags: ['research'],
+        params: Type.Object({ id: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}$' }) }),
+        response: { 404: ErrorBody },
+      },
+    },
+    (req) => {
+      const id = (req.params as { id: string }).id;
+      const study = store.get('studies', id);
+      if (study === undefined) throw new MedledgerError('STUDY_NOT_FOUND');
+      const rounds = store.query('rounds', { study_id: id }, null, { column: 'opened_at', desc: true }, 1000);
+      return { study: publicStudy(study), rounds };
+    },
+  );
+  app.get(
+    '/api/rounds/:id',
+    {
+      schema: {
+        summary: 'One aggregation round: its custodians, who contributed, and its released result',
+        tags: ['research'],
+        params: Type.Object({ id: Hex64 }),
+        response: { 404: ErrorBody },
+      },
+    },
+    (req) => {
+      const round = store.get('rounds', (req.params as { id: string }).id);
+      if (round === undefined) throw new MedledgerError('ROUND_NOT_FOUND');
+      return round;
     },
   );
 

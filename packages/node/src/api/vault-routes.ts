@@ -112,6 +112,11 @@ export async function registerVaultRoutes(app: FastifyInstance, vault: VaultServ
           querystring: Type.Object({
             purpose: Type.String({ description: 'HL7 purpose of use, e.g. TREAT' }),
             deidentification: Type.Optional(Type.String()),
+            study: Type.Optional(
+              Type.String({
+                description: 'a researcher asks within a study: the record is de-identified at the study’s level, without files',
+              }),
+            ),
           }),
           response: errors,
         },
@@ -120,7 +125,11 @@ export async function registerVaultRoutes(app: FastifyInstance, vault: VaultServ
         const { recordId } = req.params as { recordId: string };
         const custodian = vault.custodianOf(recordId);
         const requester = await vault.authenticate(signedRequest(req), custodian, 'GET /vault/records/:recordId', recordId);
-        const served = await vault.serveRecord(requester, recordId, req.query as { purpose?: string; deidentification?: string });
+        const served = await vault.serveRecord(
+          requester,
+          recordId,
+          req.query as { purpose?: string; deidentification?: string; study?: string },
+        );
         return { ...served, ciphertext: toBase64Url(served.ciphertext) };
       },
     );

@@ -12,6 +12,7 @@ import { registerIdentityCommands } from './commands/acting.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 import { registerClusterCommands } from './commands/cluster.ts';
 import { registerVaultCommands } from './commands/vault.ts';
+import { registerResearchCommands } from './commands/research.ts';
 
 installNodeCrypto();
 
@@ -27,6 +28,7 @@ registerIdentityCommands(program);
 registerVerifyCommand(program);
 registerClusterCommands(program);
 registerVaultCommands(program);
+registerResearchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof MedledgerError) {

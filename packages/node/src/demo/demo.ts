@@ -313,6 +313,45 @@ async function seed(
       body: { patientCode: patients[4]!.code, recordId: null, requester: 'hosp-river/dr-eom', purpose: 'TREAT', code: 'CONSENT_REFUSED' },
     },
   ]);
+  // Research: a study of chronic conditions that most patients consent to. `medledger study run`
+  // asks the custodians; the released total is suppressed under k and names no one.
+  const snomed = (code: string) => ({ system: 'http://snomed.info/sct', code });
+  await run([
+    {
+      who: who('research-inst/res-jin'),
+      type: 'research.registerStudy',
+      body: {
+        studyId: 'chronic-care',
+        title: 'Chronic conditions across the consortium',
+        purpose: 'HRESCH',
+        categories: ['Patient', 'Condition', 'Observation'],
+        query: {
+          cohort: { codes: ['44054006', '38341003', '195967001', '13645005', '49436004'].map(snomed) },
+          measure: { kind: 'count' },
+          groupBy: [],
+        },
+        deidentification: 'pseudonymised',
+        k: 5,
+        epsilonBudgetMilli: 3000,
+      },
+    },
+  ]);
+  await run(
+    patients
+      .filter((_, i) => i % 4 !== 3)
+      .map((p) => ({
+        who: p.identity,
+        type: 'consent.grant' as const,
+        body: {
+          patientCode: p.code,
+          grantee: { kind: 'study', studyId: 'chronic-care' },
+          scope: { kind: 'all' },
+          purposes: ['HRESCH'],
+          period: { from: now - 60_000, to: null },
+          deidentification: 'pseudonymised',
+        },
+      })),
+  );
   o.log(
     `medledger demo: seeded ${PATIENTS} patients, ${String(recordSteps.length + 1)} records, ${String(readdirSync(ids).length)} identities`,
   );

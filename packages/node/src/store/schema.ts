@@ -30,6 +30,11 @@ export const QUERY_COLUMNS: Partial<Record<StateTable, readonly (readonly [strin
   ],
   reviews: [['status', 'status', 'TEXT']],
   proposals: [['created_at', 'createdAt', 'INTEGER']],
+  studies: [['registered_at', 'registeredAt', 'INTEGER']],
+  rounds: [
+    ['study_id', 'studyId', 'TEXT'],
+    ['opened_at', 'openedAt', 'INTEGER'],
+  ],
 };
 
 const INDEXES: string[] = [
@@ -40,6 +45,7 @@ const INDEXES: string[] = [
   'CREATE INDEX IF NOT EXISTS s_regRequests_patient ON s_regRequests(patient_code, created_at)',
   'CREATE INDEX IF NOT EXISTS s_accessLog_patient ON s_accessLog(patient_code, time)',
   'CREATE INDEX IF NOT EXISTS s_reviews_status ON s_reviews(status)',
+  'CREATE INDEX IF NOT EXISTS s_rounds_study ON s_rounds(study_id, opened_at)',
 ];
 
 export function stateTableName(table: StateTable): string {

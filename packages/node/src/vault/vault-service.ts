@@ -18,32 +18,35 @@
  *   role group, wrapped to each remaining member.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { toHex, utf8 } from '@medledger/core/codec/bytes';
+import { fromBase64Url, toHex, utf8 } from '@medledger/core/codec/bytes';
 import { canonicalBytes, type JsonObject } from '@medledger/core/codec/canonical-json';
 import { Draft } from '@medledger/core/contracts/context';
 import { patientConsents } from '@medledger/core/contracts/consent';
 import { groupId, groupKeyIdOf, groupMembers } from '@medledger/core/contracts/groups';
-import type { AccessLogEntry, GroupKey, KeyEntry, Member, Patient, RecordEntry, Staff } from '@medledger/core/contracts/state';
+import type { AccessLogEntry, GroupKey, KeyEntry, Member, Patient, RecordEntry, Staff, Study } from '@medledger/core/contracts/state';
 import { issueGroupEpoch, wrapForGroup } from '@medledger/core/client/group-keys';
 import type { Identity } from '@medledger/core/client/identity';
 import { recordAad } from '@medledger/core/client/seal-record';
-import { attachmentAad } from '@medledger/core/client/vault-client';
+import { attachmentAad, deidentifiedAad } from '@medledger/core/client/vault-client';
+import { checkStudyAccess } from '@medledger/core/contracts/research';
+import { deidentify } from '@medledger/core/research/deidentify';
 import { sha256Hex } from '@medledger/core/crypto/hash';
 import { randomBytes } from '@medledger/core/crypto/random';
-import { decryptWithDataKey, encryptWithDataKey, newDataKey, wrapDataKey } from '@medledger/core/crypto/record-envelope';
-import { encryptBytes, encryptStream } from '@medledger/core/crypto/stream-aead';
+import { decryptWithDataKey, encryptWithDataKey, newDataKey, unwrapDataKey, wrapDataKey } from '@medledger/core/crypto/record-envelope';
+import { decryptBytes, encryptBytes, encryptStream } from '@medledger/core/crypto/stream-aead';
 import { describeAttachments, validateResource, MAX_ATTACHMENT_BYTES } from '@medledger/core/fhir/validate';
 import { parseContentDigest } from '@medledger/core/http/content-digest';
 import { verifyRequest } from '@medledger/core/http/message-signatures';
 import { MedledgerError, isMedledgerError, type ErrorCode } from '@medledger/core/errors';
 import type { TxType } from '@medledger/core/ledger/tx-types';
-import { DeidentificationLevels, isPurpose, type Purpose } from '@medledger/core/policy/purposes';
+import { DeidentificationLevels, isPurpose, type DeidentificationLevel, type Purpose } from '@medledger/core/policy/purposes';
 import { can, type StaffRole } from '@medledger/core/policy/roles';
 import { evaluateConsent } from '@medledger/core/policy/consent-evaluation';
 import type { CommittedBlock, Peer } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
 import type { GroupKeyring } from './group-keyring.ts';
 import type { VaultAuditEntry, VaultRecord, VaultStore } from './vault-store.ts';
+import { ResearchService } from './research-service.ts';
 
 /** One institution whose vault this node keeps. */
 export interface HostedVault {
@@ -102,6 +105,8 @@ export interface ServedRecord {
   accessTx: string | null;
   keyEnvelope: string;
   ciphertext: Uint8Array;
+  /** set when the record was de-identified for a study: its level, study and plaintext hash */
+  deidentified?: { level: string; study: string; hash: string };
   attachments: { index: number; contentType: string; size: number; ciphertextHash: string | null; complete: boolean }[];
 }
 
@@ -115,10 +120,30 @@ export class VaultService {
   };
   /** ledger-driven work (registrations, erasures, rotations), one at a time, in block order */
   private work: Promise<void> = Promise.resolve();
+  /** study keys and aggregation rounds */
+  readonly research: ResearchService;
 
   constructor(private readonly o: VaultServiceOptions) {
     for (const v of o.vaults) this.vaults.set(v.institution, v);
     this.now = o.now ?? Date.now;
+    this.research = new ResearchService({
+      peer: o.peer,
+      store: o.store,
+      vaults: this.vaults,
+      now: () => this.now(),
+      submit: (vault, type, body) => this.submit(vault, type, body),
+      committed: async (txId) => {
+        const status = await o.peer.waitForCommit(txId, o.finalTimeoutMs ?? 30_000);
+        if (status.status !== 'committed')
+          throw new MedledgerError('NODE_UNAVAILABLE', { details: 'The transaction did not commit in time.' });
+        return status.code;
+      },
+      plaintextOf: (vault, recordId) => this.plaintextOf(vault, recordId),
+      audit: (entry) => this.auditEntry(entry),
+      report: (e) => {
+        this.report(e);
+      },
+    });
   }
 
   get institutions(): string[] {
@@ -139,6 +164,7 @@ export class VaultService {
 
   async stop(): Promise<void> {
     this.o.peer.off('block', this.onBlock);
+    this.research.stop();
     await this.work.catch(() => undefined);
     await this.o.store.close();
   }
@@ -450,7 +476,11 @@ export class VaultService {
    * audited; a staff request is decided by the ledger: served only once `access.recordServed` is
    * final with code OK.
    */
-  async serveRecord(r: Requester, recordId: string, q: { purpose?: unknown; deidentification?: unknown }): Promise<ServedRecord> {
+  async serveRecord(
+    r: Requester,
+    recordId: string,
+    q: { purpose?: unknown; deidentification?: unknown; study?: unknown },
+  ): Promise<ServedRecord> {
     const action = 'GET /vault/records/:recordId';
     const entry = this.state.get<RecordEntry>('records', recordId);
     const custodian = entry?.custodian ?? 'unknown';
@@ -460,9 +490,13 @@ export class VaultService {
       const vault = this.vault(entry.custodian);
       if (typeof q.purpose !== 'string' || !isPurpose(q.purpose))
         throw new MedledgerError('BAD_REQUEST', { details: 'purpose is an HL7 purpose of use.' });
-      const deidentification = q.deidentification ?? 'identified';
-      if (typeof deidentification !== 'string' || !(DeidentificationLevels as readonly string[]).includes(deidentification))
+      const asked = q.deidentification ?? 'identified';
+      if (typeof asked !== 'string' || !(DeidentificationLevels as readonly string[]).includes(asked))
         throw new MedledgerError('BAD_REQUEST', { details: `deidentification is one of ${DeidentificationLevels.join(', ')}.` });
+      let deidentification = asked as DeidentificationLevel;
+      if (q.study !== undefined && (typeof q.study !== 'string' || !/^[a-z0-9][a-z0-9-]{0,47}$/.test(q.study)))
+        throw new MedledgerError('BAD_REQUEST', { details: 'study is a study id.' });
+      const studyId = q.study;
       const purpose: Purpose = q.purpose;
       if (r.kind === 'patient') {
         // A patient reads all of their own records with their own envelope.
@@ -479,15 +513,26 @@ export class VaultService {
       }
       let keyEnvelope: string;
       if (r.kind === 'staff') {
-        if (deidentification !== 'identified') {
-          throw new MedledgerError('BAD_REQUEST', {
-            details: 'The vault serves identified records; de-identified data comes from the research API.',
+        // TMSMD §4.2: a researcher receives de-identified records only, and only for a study.
+        if (r.staff.role === 'researcher' && deidentification === 'identified' && q.deidentification !== undefined)
+          throw new MedledgerError('DEIDENTIFICATION_REQUIRED');
+        if (r.staff.role === 'researcher' && studyId === undefined) throw new MedledgerError('STUDY_REQUIRED');
+        let studyKey: Uint8Array | null = null;
+        if (studyId !== undefined) {
+          const level = this.state.get<Study>('studies', studyId)?.deidentification;
+          const study = checkStudyAccess(this.state, studyId, r.staff, {
+            purpose,
+            deidentification: q.deidentification === undefined ? (level ?? '') : deidentification,
+            category: entry.category,
           });
+          deidentification = study.deidentification;
+        } else if (deidentification !== 'identified') {
+          throw new MedledgerError('BAD_REQUEST', { details: 'De-identified records are served for a study (study=<id>).' });
         }
         // Decide now, as the contract will: a refusal needs no round through the ledger to be final.
         const decision = evaluateConsent(
           {
-            requester: { staffId: r.staff.staffId, institution: r.staff.institution, role: r.staff.role },
+            requester: { staffId: r.staff.staffId, institution: r.staff.institution, role: r.staff.role, study: studyId ?? null },
             record: { recordId, category: entry.category, custodian: entry.custodian, patientCode: entry.patientCode },
             purpose,
             deidentification,
@@ -497,7 +542,15 @@ export class VaultService {
         );
         if (!decision.allowed) throw new MedledgerError(decision.code);
         if (r.staff.encryptionKey === null) throw new MedledgerError('BAD_REQUEST', { details: 'The requester has no encryption key.' });
-        const served = await this.submit(vault, 'access.recordServed', { recordId, requester: r.staff.staffId, purpose, deidentification });
+        // The study's key first: an access is written to the ledger only when it can be served.
+        if (studyId !== undefined) studyKey = await this.research.studyKey(vault, studyId);
+        const served = await this.submit(vault, 'access.recordServed', {
+          recordId,
+          requester: r.staff.staffId,
+          purpose,
+          deidentification,
+          ...(studyId === undefined ? {} : { study: studyId }),
+        });
         ledgerTx = served.txId;
         const code = await this.final(served.txId);
         if (code !== 'OK') {
@@ -508,6 +561,17 @@ export class VaultService {
         const now = await this.o.store.getRecordByRecordId(recordId);
         if (now === undefined || now.state === 'erased') throw new MedledgerError('RECORD_ERASED');
         const dataKey = await this.unsealKey(vault, now);
+        if (studyId !== undefined) {
+          // Never fall through to the identified answer for a study.
+          if (studyKey === null) throw new MedledgerError('STUDY_KEY_MISSING');
+          return await this.serveDeidentified(r, vault, entry, now, dataKey, {
+            studyId,
+            studyKey,
+            level: deidentification,
+            ledgerTx,
+            action,
+          });
+        }
         keyEnvelope = await wrapDataKey(dataKey, r.staff.encryptionKey);
       } else {
         keyEnvelope = entry.keyEnvelopes!.patient;
@@ -535,6 +599,49 @@ export class VaultService {
       await this.refuse(r, entry, custodian, action, code, q.purpose, ledgerTx);
       throw e;
     }
+  }
+
+  /** De-identifies a record for a study in the custodian's vault: identified data never leaves for research. */
+  private async serveDeidentified(
+    r: Requester & { kind: 'staff' },
+    vault: HostedVault,
+    entry: RecordEntry,
+    held: VaultRecord,
+    dataKey: Uint8Array,
+    o: { studyId: string; studyKey: Uint8Array; level: DeidentificationLevel; ledgerTx: string | null; action: string },
+  ): Promise<ServedRecord> {
+    const plaintext = await decryptBytes(dataKey, recordAad(entry.patientCode, entry.category), held.resourceCiphertext!);
+    const { resource, applied } = deidentify(JSON.parse(new TextDecoder().decode(plaintext)) as JsonObject, {
+      level: o.level === 'anonymised' ? 'anonymised' : 'pseudonymised',
+      studyKey: o.studyKey,
+      // Anonymised: no link between records, so each record gets a pseudonym of its own.
+      patientCode: o.level === 'anonymised' ? sha256Hex(`medledger/anonymised-record/v1 ${entry.recordId}`) : entry.patientCode,
+      referenceTime: this.now(),
+    });
+    const clean = canonicalBytes(resource);
+    const freshKey = newDataKey();
+    const ciphertext = await encryptBytes(freshKey, deidentifiedAad(entry.recordId, o.studyId), clean);
+    const keyEnvelope = await wrapDataKey(freshKey, r.staff.encryptionKey!);
+    await this.auditEntry({
+      custodian: vault.institution,
+      requester: r.staff.staffId,
+      recordId: entry.recordId,
+      objectId: held.objectId,
+      // Which kinds of identifier were removed, never their values.
+      action: `${o.action} de-identified (${[...new Set(applied.map((a) => a.kind))].sort().join(',')})`.slice(0, 500),
+      outcome: 'served',
+      code: null,
+      ledgerTx: o.ledgerTx,
+    });
+    // A study gets the resource, never its files: they cannot be de-identified by rule.
+    return {
+      recordId: entry.recordId,
+      accessTx: o.ledgerTx,
+      keyEnvelope,
+      ciphertext,
+      attachments: [],
+      deidentified: { level: o.level, study: o.studyId, hash: sha256Hex(clean) },
+    };
   }
 
   /** Audits a refusal; an authenticated staff refusal also goes to the patient's access log. */
@@ -602,6 +709,10 @@ export class VaultService {
       if (entry.state === 'erased') throw new MedledgerError('RECORD_ERASED');
       if (r.kind === 'staff') {
         const log = access === undefined ? undefined : this.state.get<AccessLogEntry>('accessLog', access);
+        if (r.staff.role === 'researcher' || log?.study !== undefined)
+          throw new MedledgerError('DEIDENTIFICATION_REQUIRED', {
+            details: 'Files are not served for research: they cannot be de-identified.',
+          });
         if (log === undefined || log.outcome !== 'served' || log.recordId !== recordId || log.actor !== r.staff.staffId)
           throw new MedledgerError('CONSENT_REQUIRED', { details: 'Name the served access (access=<entry id>) of this record.' });
         if (this.now() - log.time > (this.o.attachmentWindowMs ?? DEFAULT_ATTACHMENT_WINDOW))
@@ -706,6 +817,21 @@ export class VaultService {
     );
   }
 
+  /** A registered record's FHIR JSON, for the custodian's own computations; null once erased. */
+  private async plaintextOf(vault: HostedVault, recordId: string): Promise<Uint8Array | null> {
+    const entry = this.state.get<RecordEntry>('records', recordId);
+    if (entry === undefined || entry.state === 'erased') return null;
+    if (entry.storage === 'chain' && entry.ciphertext !== null && entry.keyEnvelopes !== null) {
+      // A small record kept on the chain (TMSMD's mode): its key is wrapped to the custodian.
+      const dataKey = await unwrapDataKey(entry.keyEnvelopes.custodian, vault.identity.file.encryption.privateKey);
+      return decryptWithDataKey(dataKey, fromBase64Url(entry.ciphertext), recordAad(entry.patientCode, entry.category));
+    }
+    const held = await this.o.store.getRecordByRecordId(recordId);
+    if (held === undefined || held.state === 'erased' || held.resourceCiphertext === null) return null;
+    const dataKey = await this.unsealKey(vault, held);
+    return decryptBytes(dataKey, recordAad(entry.patientCode, entry.category), held.resourceCiphertext);
+  }
+
   private async afterBlock(b: CommittedBlock): Promise<void> {
     const groups = new Set<string>();
     for (const { event } of b.events) {
@@ -721,6 +847,7 @@ export class VaultService {
   }
 
   private async afterEvent(event: CommittedBlock['events'][number]['event'], time: number, groups: Set<string>): Promise<void> {
+    this.research.onEvent(event);
     if (event.type === 'record.registered' || event.type === 'record.amended') {
       await this.noteRegistration(event.data['recordId'] as string);
     } else if (event.type === 'record.erased') {
@@ -798,6 +925,7 @@ export class VaultService {
       for (const role of ['doctor', 'nurse', 'operator', 'researcher', 'auditor'] as const)
         await this.rotateIfNeeded(groupId(institution, role));
     }
+    this.research.reconcile();
   }
 }
 

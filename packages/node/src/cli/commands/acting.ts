@@ -133,6 +133,7 @@ export function registerIdentityCommands(program: Command): void {
     .option('--institution <id>', 'grantee: an institution')
     .option('--person <staffId>', 'grantee: a member of staff (institution/local-id)')
     .option('--role <role>', 'grantee: a role (with --institution to limit it to one institution)')
+    .option('--study <id>', 'grantee: a research study (its team, de-identified, for its purpose)')
     .option('--category <type...>', 'only these FHIR resource types')
     .option('--record <id...>', 'only these records')
     .option('--purpose <code...>', 'purposes (HL7 ActReason)', ['TREAT'])
@@ -148,6 +149,7 @@ export function registerIdentityCommands(program: Command): void {
           institution?: string;
           person?: string;
           role?: string;
+          study?: string;
           category?: string[];
           record?: string[];
           purpose: string[];
@@ -156,14 +158,17 @@ export function registerIdentityCommands(program: Command): void {
         },
         cmd: Command,
       ) => {
-        const grantee = o.person
-          ? { kind: 'person', staffId: o.person }
-          : o.role
-            ? { kind: 'role', role: o.role, institution: o.institution ?? null }
-            : o.institution
-              ? { kind: 'institution', institution: o.institution }
-              : null;
-        if (grantee === null) throw new MedledgerError('BAD_REQUEST', { details: 'Name a grantee: --institution, --person or --role.' });
+        const grantee = o.study
+          ? { kind: 'study', studyId: o.study }
+          : o.person
+            ? { kind: 'person', staffId: o.person }
+            : o.role
+              ? { kind: 'role', role: o.role, institution: o.institution ?? null }
+              : o.institution
+                ? { kind: 'institution', institution: o.institution }
+                : null;
+        if (grantee === null)
+          throw new MedledgerError('BAD_REQUEST', { details: 'Name a grantee: --institution, --person, --role or --study.' });
         const now = Date.now();
         await act(cmd, o, 'consent.grant', {
           patientCode: o.patientCode,
