@@ -23,9 +23,9 @@ import { vectorLength, type StudyQuery } from '@medledger/core/research/study-qu
 import { canonicalBytes, type JsonObject } from '@medledger/core/codec/canonical-json';
 import { sha256Hex } from '@medledger/core/crypto/hash';
 import type { AccessLogEntry, AggregationRound, RecordEntry } from '@medledger/core/contracts/state';
-import { LedgerNode } from '../packages/node/src/ledger-node.ts';
+import type { LedgerNode } from '../packages/node/src/ledger-node.ts';
 import { NatsCluster } from './nats-cluster.ts';
-import { enrolCast, http, makeNetwork, send, type Cast, type TestNetwork } from './test-network.ts';
+import { enrolCast, http, makeNetwork, send, startVaultNode, type Cast, type TestNetwork } from './test-network.ts';
 
 const INSTITUTIONS = [
   { id: 'hosp-a', name: 'Hospital A', kind: 'hospital', validator: true },
@@ -94,18 +94,7 @@ async function settle(): Promise<void> {
   for (const n of nodes.values()) await n.vault!.idle();
 }
 
-async function startNode(id: Custodian): Promise<LedgerNode> {
-  return LedgerNode.start({
-    dataDir: net.nodeDir(id),
-    genesis: net.genesis,
-    institution: id,
-    host: '127.0.0.1',
-    port: 0,
-    ordering: { kind: 'nats', servers: nats.urls, stream: `RS_${net.network.slice(0, 12)}`, replicas: 1 },
-    signer: net.institutions.get(id)!.file.signing,
-    vault: { store: { kind: 'sqlite' }, institutions: [id] },
-  });
-}
+const startNode = (id: Custodian): Promise<LedgerNode> => startVaultNode(net, nats.urls, 'RS', id);
 
 function patientResource(p: Person): JsonObject {
   return {

@@ -19,6 +19,7 @@ import type { TxType } from '@medledger/core/ledger/tx-types';
 import type { StaffRole } from '@medledger/core/policy/roles';
 import { DataDirFiles, writeJson } from '../packages/node/src/config/data-dir.ts';
 import { installNodeCrypto } from '../packages/node/src/crypto/node-crypto.ts';
+import { LedgerNode } from '../packages/node/src/ledger-node.ts';
 
 installNodeCrypto();
 
@@ -71,6 +72,29 @@ export async function makeNetwork(config: Partial<Genesis['config']> = {}, insti
     writeJson(join(nodeDir, DataDirFiles.keys, `${p.id}.json`), net.institutions.get(p.id)!.file, true);
   }
   return { ...net, dir, nodeDir: (id) => join(dir, id) };
+}
+
+/**
+ * Starts institution `id`'s node in this process, ordering on the given NATS servers (stream
+ * `<prefix>_<network>`, one replica) and keeping the institution's vault in `store`.
+ */
+export function startVaultNode(
+  net: TestNetwork,
+  natsUrls: string[],
+  prefix: string,
+  id: string,
+  store: { kind: 'sqlite' } | { kind: 'postgres'; connectionString: string } = { kind: 'sqlite' },
+): Promise<LedgerNode> {
+  return LedgerNode.start({
+    dataDir: net.nodeDir(id),
+    genesis: net.genesis,
+    institution: id,
+    host: '127.0.0.1',
+    port: 0,
+    ordering: { kind: 'nats', servers: natsUrls, stream: `${prefix}_${net.network.slice(0, 12)}`, replicas: 1 },
+    signer: net.institutions.get(id)!.file.signing,
+    vault: { store, institutions: [id] },
+  });
 }
 
 export interface HttpAnswer<T = Record<string, unknown>> {

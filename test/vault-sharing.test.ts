@@ -23,13 +23,13 @@ import { ATTACHMENT_SHA256_EXTENSION } from '@medledger/core/fhir/validate';
 import type { JsonObject } from '@medledger/core/codec/canonical-json';
 import type { AccessLogEntry, GroupEpoch, GroupKey, RecordEntry } from '@medledger/core/contracts/state';
 import type { Purpose } from '@medledger/core/policy/purposes';
-import { LedgerNode } from '../packages/node/src/ledger-node.ts';
+import type { LedgerNode } from '../packages/node/src/ledger-node.ts';
 import { streamingFetch } from '../packages/node/src/vault/streaming-fetch.ts';
 import Database from 'better-sqlite3';
 import { verifyStore } from '../packages/node/src/store/verify-store.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { PostgresServer } from './postgres-server.ts';
-import { enrolCast, http, makeNetwork, send, tempDir, type Cast, type TestNetwork } from './test-network.ts';
+import { enrolCast, http, makeNetwork, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
 
 const INSTITUTIONS = [
   { id: 'hosp-a', name: 'Hospital A', kind: 'hospital', validator: true },
@@ -47,18 +47,8 @@ let patient: { identity: Identity; code: string };
 
 const staff = (id: string): Identity => cast.staff.get(id)!;
 
-async function startNode(id: string, store: { kind: 'sqlite' } | { kind: 'postgres'; connectionString: string }): Promise<LedgerNode> {
-  return LedgerNode.start({
-    dataDir: net.nodeDir(id),
-    genesis: net.genesis,
-    institution: id,
-    host: '127.0.0.1',
-    port: 0,
-    ordering: { kind: 'nats', servers: nats.urls, stream: `VS_${net.network.slice(0, 12)}`, replicas: 1 },
-    signer: net.institutions.get(id)!.file.signing,
-    vault: { store, institutions: [id] },
-  });
-}
+const startNode = (id: string, store: { kind: 'sqlite' } | { kind: 'postgres'; connectionString: string }): Promise<LedgerNode> =>
+  startVaultNode(net, nats.urls, 'VS', id, store);
 
 /** Submits on node A and waits until the tx is committed there; expects `code`. */
 async function ok(who: Identity, type: Parameters<typeof send>[3], body: JsonObject, node = a): Promise<string> {

@@ -53,6 +53,7 @@ const AFTER_DEADLINE_MS = 300;
 /** How long after a deadline a custodian keeps waiting for the others (then the round stays open). */
 const GIVE_UP_MS = 10 * 60_000;
 const MODULUS = 2n ** 64n;
+const RETRY_MS = 1000;
 
 /** What the research side needs from the vault it belongs to. */
 export interface ResearchHost {
@@ -173,7 +174,9 @@ export class ResearchService {
       const round = this.state.get<AggregationRound>('rounds', roundId);
       if (round?.status === 'open' && round.custodians.some((c) => this.h.vaults.has(c))) {
         const now = this.h.now();
-        if (now < round.deadline) this.schedule(roundId, round.deadline + AFTER_DEADLINE_MS - now);
+        // A share that failed (the node was busy, a commit timed out) is tried again while there is time.
+        const owed = round.custodians.some((c) => this.h.vaults.has(c) && round.shares[c] === undefined);
+        if (now < round.deadline) this.schedule(roundId, Math.min(owed ? RETRY_MS : Infinity, round.deadline + AFTER_DEADLINE_MS - now));
         else if (now < round.deadline + GIVE_UP_MS) this.schedule(roundId, AFTER_DEADLINE_MS);
       }
     } finally {
