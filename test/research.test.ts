@@ -306,6 +306,33 @@ describe('federated statistics with secure aggregation', () => {
     expect(female.count).toBe(expected(CUSTODIANS).get('female')!.count);
   });
 
+  it('completes a round whose releasing custodian was stopped and restarted in the middle of it', async () => {
+    await registerStudy('diabetes-restart', { epsilonBudgetMilli: 1000 });
+    for (const p of PEOPLE.filter((x) => x.consent === 'study')) await grantFor(p, { kind: 'study', studyId: 'diabetes-restart' });
+    await settle();
+    await node('clinic-c').stop();
+    const roundId = await ok(researcher, 'research.openRound', {
+      studyId: 'diabetes-restart',
+      custodians: [...CUSTODIANS],
+      epsilonMilli: 500,
+      timeoutMs: 20_000,
+    });
+    // The others contribute while the releaser is down; it takes the round up when it is back.
+    await expect
+      .poll(
+        async () => Object.keys((await http<AggregationRound>('GET', `${node('hosp-a').url}/api/rounds/${roundId}`)).body.shares).length,
+      )
+      .toBe(2);
+    nodes.set('clinic-c', await startNode('clinic-c'));
+    let round: AggregationRound | undefined;
+    for (let i = 0; i < 300 && round?.status !== 'released'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      round = (await http<AggregationRound>('GET', `${node('hosp-a').url}/api/rounds/${roundId}`)).body;
+    }
+    expect(round).toMatchObject({ status: 'released', dropped: [] });
+    expect(round!.resultHash).toBe(sha256Hex(canonicalBytes(round!.result as JsonObject)));
+  });
+
   it('spends the privacy budget with noise, and refuses a round that would exceed it', async () => {
     await registerStudy('diabetes-dp', { epsilonBudgetMilli: 1000 });
     for (const p of PEOPLE.filter((x) => x.consent === 'study')) await grantFor(p, { kind: 'study', studyId: 'diabetes-dp' });
