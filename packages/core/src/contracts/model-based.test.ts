@@ -283,6 +283,13 @@ class Served implements fc.AsyncCommand<Model, Real> {
   toString = () => `served(${this.submitter}, #${this.pick}, ${this.requester}, ${this.purpose}, ${this.level})`;
 }
 
+/**
+ * Locally every run draws new inputs; CI replays one fixed seed, so a rare input found while
+ * working is fixed before it can turn main red at random. A failure prints its seed and path.
+ */
+const ciEnv = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+if (ciEnv?.['CI'] === 'true') fc.configureGlobal({ seed: 20261121 });
+
 // ------------------------------------------------------------------ generators
 
 const gap = fc.constantFrom(BLOCK_INTERVAL, 7 * BLOCK_INTERVAL, 60 * BLOCK_INTERVAL);

@@ -217,8 +217,12 @@ function absoluteUrl(url: string): URL {
 /** Lower-cased names; repeated fields joined with ", " (RFC 9110 §5.3); absent ones dropped. */
 function normalizeHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
+  if (typeof headers !== 'object' || (headers as unknown) === null) throw new MedledgerError('SIGNATURE_MISSING');
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
+    // Headers are strings (or lists of strings, repeated); anything else is not a request we signed.
+    if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string')))
+      throw new MedledgerError('SIGNATURE_INVALID', { details: 'A header value is not text.' });
     const lower = name.toLowerCase();
     const joined = Array.isArray(value) ? value.join(', ') : value;
     out[lower] = out[lower] === undefined ? joined : `${out[lower]}, ${joined}`;

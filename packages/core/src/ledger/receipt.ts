@@ -2,6 +2,8 @@
  * Receipts: a transaction with its inclusion proof, its block header and the block's codes, so
  * a client can check offline, with `core` alone, that the tx is in that block with that code.
  */
+import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { fromHex, toHex } from '../codec/bytes.ts';
 import { MedledgerError } from '../errors.ts';
 import { blockHash, resultsHashOf, type BlockHeader } from './block.ts';
@@ -51,11 +53,39 @@ export function buildReceipt(
   };
 }
 
+const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Count = Type.Integer({ minimum: 0, maximum: 2 ** 31 });
+/** The shape a receipt must have before any of it is trusted (it comes from a node, maybe a hostile one). */
+const ReceiptShape = Type.Object({
+  txId: Hex64,
+  tx: Type.Unknown(),
+  height: Count,
+  index: Count,
+  code: Type.String({ maxLength: 64 }),
+  treeSize: Type.Integer({ minimum: 1, maximum: 2 ** 31 }),
+  proof: Type.Array(Hex64, { maxItems: 64 }),
+  header: Type.Object({
+    network: Type.String({ maxLength: 64 }),
+    height: Count,
+    prevHash: Type.String({ maxLength: 64 }),
+    txRoot: Hex64,
+    resultsHash: Type.String({ maxLength: 64 }),
+    stateRoot: Type.String({ maxLength: 64 }),
+    time: Type.Integer({ minimum: 0 }),
+    position: Type.String({ maxLength: 64 }),
+  }),
+  blockHash: Type.String({ maxLength: 64 }),
+  signatures: Type.Array(Type.String({ maxLength: 128 })),
+  codes: Type.Array(Type.String({ maxLength: 64 })),
+});
+
 /** Checks a receipt offline; throws CHAIN_BROKEN saying which part does not hold. */
 export function verifyReceipt(r: Receipt, maxTxBytes = 16 * 1024 * 1024): void {
   const bad = (what: string): never => {
     throw new MedledgerError('CHAIN_BROKEN', { details: `Receipt: ${what}.`, payload: { what } });
   };
+  if (!Value.Check(ReceiptShape, r)) bad('not a well-formed receipt');
+  if (r.index >= r.treeSize) bad('index is outside the block');
   const { txId } = decodeTx(r.tx, maxTxBytes);
   if (txId !== r.txId) bad('txId does not match the transaction');
   if (r.header.height !== r.height) bad('height does not match the header');

@@ -148,7 +148,15 @@ function selector(path: string): Select {
   let select = compiled.get(path);
   if (select === undefined) {
     const evaluate = fhirpath.compile(path, r4, { resolveInternalTypes: false });
-    select = (resource) => (evaluate(resource) as unknown[]).filter(isNode);
+    select = (resource) => {
+      try {
+        return (evaluate(resource) as unknown[]).filter(isNode);
+      } catch {
+        // The engine refuses an element of the wrong type (a coding's system that is an array):
+        // the resource is not valid FHIR, said by the rule's path and never by the value.
+        throw new MedledgerError('FHIR_INVALID', { details: `The resource does not fit the R4 model at ${path}.` });
+      }
+    };
     compiled.set(path, select);
   }
   return select;
