@@ -24,6 +24,7 @@ import { canonicalBytes, type JsonObject } from '@medledger/core/codec/canonical
 import { sha256Hex } from '@medledger/core/crypto/hash';
 import type { AccessLogEntry, AggregationRound, RecordEntry } from '@medledger/core/contracts/state';
 import type { LedgerNode } from '../packages/node/src/ledger-node.ts';
+import { SHARE_INFO } from '../packages/node/src/vault/research-service.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { enrolCast, http, makeNetwork, send, startVaultNode, type Cast, type TestNetwork } from './test-network.ts';
 
@@ -261,9 +262,7 @@ describe('federated statistics with secure aggregation', () => {
     // the researcher's key opens none of them.
     const seen = (await http<AggregationRound>('GET', `${node('hosp-a').url}/api/rounds/${round.roundId}`)).body;
     for (const [c, share] of Object.entries(seen.shares)) {
-      await expect(
-        openSealed(share, researcher.file.encryption.privateKey, `medledger/research/share/v1 ${round.roundId} ${c}`),
-      ).rejects.toMatchObject({
+      await expect(openSealed(share, researcher.file.encryption.privateKey, `${SHARE_INFO} ${round.roundId} ${c}`)).rejects.toMatchObject({
         code: 'RECORD_INTEGRITY',
       });
     }
@@ -273,7 +272,7 @@ describe('federated statistics with secure aggregation', () => {
     const releaserKey = net.institutions.get('clinic-c')!.file.encryption.privateKey;
     const total = new Array<bigint>(length).fill(0n);
     for (const c of CUSTODIANS) {
-      const opened = await openSealed(seen.shares[c]!, releaserKey, `medledger/research/share/v1 ${round.roundId} ${c}`);
+      const opened = await openSealed(seen.shares[c]!, releaserKey, `${SHARE_INFO} ${round.roundId} ${c}`);
       const masked = decodeVector(new TextDecoder().decode(opened), length);
       const own = await node(c).vault!.research.contributionOf(c, round.roundId);
       expect(own.some((v) => v !== 0n)).toBe(true);

@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { reject, type ContractInput } from './context.ts';
 import { addConsent, patientConsents } from './consent.ts';
 import { Deidentification, Id, PatientCode, Purpose, Scope, StaffId, Text, TxRef } from './schemas.ts';
-import { checkStudyAccess } from './research.ts';
+import { researchAccess } from './research.ts';
 import type { AccessLogEntry, AccessRequest, Consent, Member, Patient, RecordEntry, Review, Staff } from './state.ts';
 import { evaluateConsent } from '../policy/consent-evaluation.ts';
 import { isErrorCode } from '../errors.ts';
@@ -148,16 +148,12 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
   const requesterInstitution = draft.get<Member>('members', requester.institution);
   if (requesterInstitution === undefined || requesterInstitution.status !== 'active')
     reject('NOT_A_MEMBER', 'The requester’s institution is not an active member.');
-  // A researcher is served only within a study of their institution, at the study's level.
-  if (requester.role === 'researcher' && body.deidentification === 'identified') reject('DEIDENTIFICATION_REQUIRED');
-  if (requester.role === 'researcher' && body.study === undefined) reject('STUDY_REQUIRED');
-  if (body.study !== undefined) {
-    checkStudyAccess(draft, body.study, requester, {
-      purpose: body.purpose,
-      deidentification: body.deidentification,
-      category: record.category,
-    });
-  }
+  researchAccess(draft, requester, {
+    study: body.study,
+    purpose: body.purpose,
+    deidentification: body.deidentification,
+    category: record.category,
+  });
   const decision = evaluateConsent(
     {
       requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role, study: body.study ?? null },

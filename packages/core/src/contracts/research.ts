@@ -363,17 +363,27 @@ export function release(input: ContractInput<Static<typeof ReleaseBody>>): void 
   });
 }
 
-/** For record serving: a researcher on a study's team, asking within the study. */
-export function checkStudyAccess(
+/**
+ * The research gate of record serving, one decision for the contract and the vault alike: a
+ * researcher is served de-identified only, only within a study of their institution, for its
+ * purpose, level and categories. `deidentification` undefined asks for the study's level. Answers
+ * the study, or null for an access outside research.
+ */
+export function researchAccess(
   draft: Draft,
-  studyId: string,
   requester: { role: string; institution: string },
-  ask: { purpose: string; deidentification: string; category: string },
-): Study {
-  const study = getStudy(draft, studyId);
+  ask: { study: string | undefined; purpose: string; deidentification: string | undefined; category: string },
+): Study | null {
+  if (requester.role === 'researcher' && ask.deidentification === 'identified') reject('DEIDENTIFICATION_REQUIRED');
+  if (ask.study === undefined) {
+    if (requester.role === 'researcher') reject('STUDY_REQUIRED');
+    return null;
+  }
+  const study = getStudy(draft, ask.study);
   if (study.status === 'closed') reject('STUDY_CLOSED');
   if (requester.role !== 'researcher' || requester.institution !== study.institution) reject('STUDY_FORBIDDEN');
-  if (ask.purpose !== study.purpose || ask.deidentification !== study.deidentification || !study.categories.includes(ask.category)) {
+  const level = ask.deidentification ?? study.deidentification;
+  if (ask.purpose !== study.purpose || level !== study.deidentification || !study.categories.includes(ask.category)) {
     reject('STUDY_FORBIDDEN');
   }
   return study;

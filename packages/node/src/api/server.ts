@@ -11,6 +11,7 @@ import { buildReceipt } from '@medledger/core/ledger/receipt';
 import { MedledgerError } from '@medledger/core/errors';
 import type { JsonValue } from '@medledger/core/codec/canonical-json';
 import type { Member, Study } from '@medledger/core/contracts/state';
+import { Id } from '@medledger/core/contracts/schemas';
 import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
@@ -286,7 +287,7 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       schema: {
         summary: 'A study with its privacy budget and its aggregation rounds (query, custodians, released result and its hash)',
         tags: ['research'],
-        params: Type.Object({ id: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}$' }) }),
+        params: Type.Object({ id: Id }),
         response: { 404: ErrorBody },
       },
     },

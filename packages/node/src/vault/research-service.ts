@@ -45,8 +45,8 @@ import type { Peer } from '../peer/peer.ts';
 import type { HostedVault } from './vault-service.ts';
 import type { VaultAuditEntry, VaultStore } from './vault-store.ts';
 
-const SHARE_INFO = 'medledger/research/share/v1';
-const SEEDS_INFO = 'medledger/research/seeds/v1';
+export const SHARE_INFO = 'medledger/research/share/v1';
+export const SEEDS_INFO = 'medledger/research/seeds/v1';
 const STUDY_KEY_INFO = 'medledger/research/study-key/v1';
 /** After a deadline, how long to wait before acting on it (block times come from the orderer). */
 const AFTER_DEADLINE_MS = 300;

@@ -23,12 +23,12 @@ import { canonicalBytes, type JsonObject } from '@medledger/core/codec/canonical
 import { Draft } from '@medledger/core/contracts/context';
 import { patientConsents } from '@medledger/core/contracts/consent';
 import { groupId, groupKeyIdOf, groupMembers } from '@medledger/core/contracts/groups';
-import type { AccessLogEntry, GroupKey, KeyEntry, Member, Patient, RecordEntry, Staff, Study } from '@medledger/core/contracts/state';
+import type { AccessLogEntry, GroupKey, KeyEntry, Member, Patient, RecordEntry, Staff } from '@medledger/core/contracts/state';
 import { issueGroupEpoch, wrapForGroup } from '@medledger/core/client/group-keys';
 import type { Identity } from '@medledger/core/client/identity';
 import { recordAad } from '@medledger/core/client/seal-record';
 import { attachmentAad, deidentifiedAad } from '@medledger/core/client/vault-client';
-import { checkStudyAccess } from '@medledger/core/contracts/research';
+import { researchAccess } from '@medledger/core/contracts/research';
 import { deidentify } from '@medledger/core/research/deidentify';
 import { sha256Hex } from '@medledger/core/crypto/hash';
 import { randomBytes } from '@medledger/core/crypto/random';
@@ -132,12 +132,7 @@ export class VaultService {
       vaults: this.vaults,
       now: () => this.now(),
       submit: (vault, type, body) => this.submit(vault, type, body),
-      committed: async (txId) => {
-        const status = await o.peer.waitForCommit(txId, o.finalTimeoutMs ?? 30_000);
-        if (status.status !== 'committed')
-          throw new MedledgerError('NODE_UNAVAILABLE', { details: 'The transaction did not commit in time.' });
-        return status.code;
-      },
+      committed: async (txId) => (await this.committed(txId)).code,
       plaintextOf: (vault, recordId) => this.plaintextOf(vault, recordId),
       audit: (entry) => this.auditEntry(entry),
       report: (e) => {
@@ -513,18 +508,15 @@ export class VaultService {
       }
       let keyEnvelope: string;
       if (r.kind === 'staff') {
-        // TMSMD §4.2: a researcher receives de-identified records only, and only for a study.
-        if (r.staff.role === 'researcher' && deidentification === 'identified' && q.deidentification !== undefined)
-          throw new MedledgerError('DEIDENTIFICATION_REQUIRED');
-        if (r.staff.role === 'researcher' && studyId === undefined) throw new MedledgerError('STUDY_REQUIRED');
+        // TMSMD §4.2: the contract's research gate, decided now (no deidentification asked: the study's level).
+        const study = researchAccess(this.state, r.staff, {
+          study: studyId,
+          purpose,
+          deidentification: q.deidentification === undefined ? undefined : deidentification,
+          category: entry.category,
+        });
         let studyKey: Uint8Array | null = null;
-        if (studyId !== undefined) {
-          const level = this.state.get<Study>('studies', studyId)?.deidentification;
-          const study = checkStudyAccess(this.state, studyId, r.staff, {
-            purpose,
-            deidentification: q.deidentification === undefined ? (level ?? '') : deidentification,
-            category: entry.category,
-          });
+        if (study !== null) {
           deidentification = study.deidentification;
         } else if (deidentification !== 'identified') {
           throw new MedledgerError('BAD_REQUEST', { details: 'De-identified records are served for a study (study=<id>).' });
@@ -777,10 +769,16 @@ export class VaultService {
   }
 
   /** Waits until the tx is in a final block; answers its validity code. */
+  /** Waits until the tx is in a block; answers its height and validity code. */
+  private async committed(txId: string): Promise<{ height: number; code: string }> {
+    const status = await this.o.peer.waitForCommit(txId, this.o.finalTimeoutMs ?? 30_000);
+    if (status.status !== 'committed') throw new MedledgerError('NODE_UNAVAILABLE', { details: 'The transaction did not commit in time.' });
+    return status;
+  }
+
   private async final(txId: string): Promise<string> {
     const timeout = this.o.finalTimeoutMs ?? 30_000;
-    const status = await this.o.peer.waitForCommit(txId, timeout);
-    if (status.status !== 'committed') throw new MedledgerError('NODE_UNAVAILABLE', { details: 'The access did not commit in time.' });
+    const status = await this.committed(txId);
     const finality = this.o.finality;
     if (finality !== null && finality.status.finalHeight < status.height) {
       await new Promise<void>((resolve, reject) => {
