@@ -70,6 +70,22 @@ async function until(check: () => Promise<boolean>, timeoutMs = 60_000): Promise
   }
 }
 
+/**
+ * Waits until node `id` reports every tx final. An acknowledged tx may still sit in the open batch
+ * when the heads agree (the block closes after batchTimeout); a lost one never becomes final.
+ */
+async function untilFinal(id: string, txIds: Iterable<string>): Promise<void> {
+  for (const txId of txIds) {
+    let last: unknown;
+    await until(async () => {
+      last = (await http<{ status?: string }>('GET', `${nodes.get(id)!.url}/api/tx/${txId}`)).body.status;
+      return last === 'final';
+    }, 30_000).catch(() => {
+      throw new Error(`${txId} is ${String(last)} on ${id}, never final`);
+    });
+  }
+}
+
 it(`agrees under load and survives ${TRIALS} SIGKILLs of a validator at random instants`, { timeout: 600_000 }, async () => {
   const doctor = cast.staff.get('hosp-a/doc')!;
   const patient = cast.patients[0]!;
@@ -101,6 +117,7 @@ it(`agrees under load and survives ${TRIALS} SIGKILLs of a validator at random i
     await startNode(victim);
   }
   // Everyone catches up to the same head and state root, and finalises it.
+  await untilFinal('clinic-c', acked);
   await until(async () => {
     const hs = await Promise.all(VALIDATORS.map(health));
     return hs.every((h) => h.height === hs[0]!.height && h.stateRoot === hs[0]!.stateRoot && h.finalHeight === h.height);
@@ -185,14 +202,11 @@ it('SIGKILL of the stream leader mid-load: ordering resumes, nothing acknowledge
   await load;
   cluster.restart(leader);
   process.stdout.write(`stream leader n${leader + 1} killed: longest submission stall ${longestStall} ms\n`);
+  await untilFinal('lab-d', acked);
   await until(async () => {
     const hs = await Promise.all(VALIDATORS.map(health));
     return hs.every((h) => h.height === hs[0]!.height && h.stateRoot === hs[0]!.stateRoot && h.finalHeight === h.height);
   }, 120_000);
-  for (const txId of acked) {
-    const r = await http<{ status: string; height: number }>('GET', `${nodes.get('lab-d')!.url}/api/tx/${txId}`);
-    expect(r.body.status, txId).toBe('final');
-  }
 });
 
 it('a wiped validator catches up from the stream to the same state root', { timeout: 300_000 }, async () => {

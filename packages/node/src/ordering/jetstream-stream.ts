@@ -22,3 +22,11 @@ export async function openStream(
   }
   return { nc, js: jetstream(nc) };
 }
+
+/**
+ * Options for every `consume()` of an ordered consumer. Such a consumer lives on one server; when
+ * that server dies the client notices only after two missed idle heartbeats, by default 2 × 15 s,
+ * during which the node orders nothing. A 1-s heartbeat lets it re-create the consumer on a live
+ * server, from the next stream sequence, within about two seconds.
+ */
+export const CONSUME_OPTIONS = { expires: 5_000, idle_heartbeat: 1_000 } as const;

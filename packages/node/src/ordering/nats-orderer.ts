@@ -11,7 +11,7 @@
  * servers", not "fsynced".
  */
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { openStream } from './jetstream-stream.ts';
+import { CONSUME_OPTIONS, openStream } from './jetstream-stream.ts';
 import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeTx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
@@ -69,7 +69,7 @@ export class NatsOrderer implements Orderer {
     this.nextHeight = from.height + 1;
     const startSeq = (from.position === '' ? 0 : Number(from.position)) + 1;
     const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
-    this.messages = await consumer.consume();
+    this.messages = await consumer.consume(CONSUME_OPTIONS);
     const messages = this.messages;
     this.loop = (async () => {
       for await (const m of messages) {

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { openStream } from '../ordering/jetstream-stream.ts';
+import { CONSUME_OPTIONS, openStream } from '../ordering/jetstream-stream.ts';
 import { DeliverPolicy, StorageType, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { MedledgerError } from '@medledger/core/errors';
 import type { Member } from '@medledger/core/contracts/state';
@@ -111,7 +111,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     this.js = js;
     this.peer.on('block', this.onBlock);
     const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume();
+    const messages = await consumer.consume(CONSUME_OPTIONS);
     this.messages = messages;
     this.loop = (async () => {
       for await (const m of messages) {
