@@ -147,6 +147,22 @@ describe('access.recordServed', () => {
     expect(await recordServed(served('hosp-a/dr-kim', { purpose: 'HRESCH' }))).toBe('CONSENT_REQUIRED');
   });
 
+  it('is refused with ROLE_FORBIDDEN to an auditor, whatever consent covers them (they read audit trails only)', async () => {
+    // Found by the model-based test: a consent to the custodian institution, or to the auditor
+    // role, let a served access to an auditor through, identified or not.
+    await grant({ grantee: { kind: 'institution', institution: 'hosp-a' }, purposes: ['TREAT', 'HPAYMT'] });
+    await grant({ grantee: { kind: 'role', role: 'auditor', institution: null }, purposes: ['HPAYMT'], deidentification: 'anonymised' });
+    const before = cast.ledger.snapshot();
+    for (const purpose of ['TREAT', 'HPAYMT'])
+      for (const deidentification of ['identified', 'anonymised'])
+        expect(await recordServed(served('hosp-a/aud-a', { purpose, deidentification })), `${purpose} ${deidentification}`).toBe(
+          'ROLE_FORBIDDEN',
+        );
+    expect(cast.ledger.snapshot()).toEqual(before);
+    // The same consent still serves the custodian's clinicians.
+    expect(await recordServed(served('hosp-a/dr-kim', { purpose: 'HPAYMT' }))).toBe('OK');
+  });
+
   it('is refused with RECORD_NOT_CUSTODIAN when another institution records it', async () => {
     const { ledger } = cast;
     await grant();

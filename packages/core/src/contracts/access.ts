@@ -12,6 +12,7 @@ import { Deidentification, Id, PatientCode, Purpose, Scope, StaffId, Text, TxRef
 import { researchAccess } from './research.ts';
 import type { AccessLogEntry, AccessRequest, Consent, Member, Patient, RecordEntry, Review, Staff } from './state.ts';
 import { evaluateConsent } from '../policy/consent-evaluation.ts';
+import { can } from '../policy/roles.ts';
 import { isErrorCode } from '../errors.ts';
 
 const DAY = 86_400_000;
@@ -154,6 +155,10 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
     deidentification: body.deidentification,
     category: record.category,
   });
+  // DESIGN §1: an auditor reads audit trails only. The role table decides who reads records at
+  // all; a consent to an institution or a role must not reach its auditors.
+  if (!can({ role: requester.role }, body.deidentification === 'identified' ? 'records.readIdentified' : 'records.readDeidentified'))
+    reject('ROLE_FORBIDDEN', 'The requester’s role does not read records.');
   const decision = evaluateConsent(
     {
       requester: { staffId: requester.staffId, institution: requester.institution, role: requester.role, study: body.study ?? null },
