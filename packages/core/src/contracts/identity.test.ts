@@ -1,9 +1,13 @@
 /** Identity: institutions enrol their staff; care staff register patients who prove key possession. */
 import { beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { Identity } from '../client/identity.ts';
-import { createCast, TestLedger, type Cast } from '../ledger/test-network.test-fixture.ts';
-import { patientCodeOf } from './identity.ts';
-import type { KeyEntry, Patient, Staff } from './state.ts';
+import { toBase64Url } from '../codec/bytes.ts';
+import type { JsonObject } from '../codec/canonical-json.ts';
+import { sign } from '../crypto/ed25519.ts';
+import { createCast, recordBody, TestLedger, type Cast } from '../ledger/test-network.test-fixture.ts';
+import { patientCodeOf, patientPossessionMessage, patientRotationMessage } from './identity.ts';
+import type { Consent, KeyEntry, Patient, Staff } from './state.ts';
 
 describe('identity.enrolStaff', () => {
   let ledger: TestLedger;
@@ -185,6 +189,343 @@ describe('identity.registerPatient', () => {
       expect(await ledger.code(ledger.tx(author, 'identity.registerPatient', body)), author.label).toBe('ROLE_FORBIDDEN');
     }
   });
+});
+
+/** A rotation body for `patientCode` taking `next`'s keys, the proof signed by `prover` (default: `next`). */
+async function rotationBody(
+  ledger: TestLedger,
+  patientCode: string,
+  next: Identity,
+  o: { prover?: Identity; network?: string; encryptionKey?: string } = {},
+): Promise<JsonObject> {
+  const encryptionKey = o.encryptionKey ?? next.encryptionKey;
+  const message = patientRotationMessage(o.network ?? ledger.network, patientCode, next.signingKey, encryptionKey);
+  const possession = toBase64Url(await sign((o.prover ?? next).file.signing.privateKey, message));
+  return { patientCode, signingKey: next.signingKey, encryptionKey, possession };
+}
+
+function grantBody(patientCode: string, institution = 'hosp-b'): JsonObject {
+  return {
+    patientCode,
+    grantee: { kind: 'institution', institution },
+    scope: { kind: 'all' },
+    purposes: ['TREAT'],
+    period: { from: 0, to: null },
+    deidentification: 'identified',
+  };
+}
+
+describe('identity.rotatePatientKeys', () => {
+  let cast: Cast;
+  let next: Identity;
+  beforeEach(async () => {
+    cast = await createCast();
+    next = await Identity.generate('alice-new-device');
+  });
+
+  it('lets the patient replace their keys with their current key: the old key is revoked, the code keeps its data', async () => {
+    const { ledger, alice } = cast;
+    const consent = await ledger.ok(ledger.tx(alice.patient, 'consent.grant', grantBody(alice.patientCode)));
+    const record = await ledger.ok(ledger.tx(cast.staff('hosp-a/dr-kim'), 'records.register', recordBody(alice.patientCode)));
+    const before = ledger.get<Patient>('patients', alice.patientCode)!;
+
+    const exec = await ledger.run([
+      await ledger.tx(alice.patient, 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)),
+    ]);
+    expect(exec.codes).toEqual(['OK']);
+    expect(ledger.get<Patient>('patients', alice.patientCode)).toEqual({
+      ...before,
+      signingKey: next.signingKey,
+      encryptionKey: next.encryptionKey,
+      keyId: next.keyId,
+      previousKeyIds: [alice.patient.keyId],
+      keysRotatedAt: ledger.time,
+    });
+    expect(ledger.get<KeyEntry>('keys', alice.patient.keyId)?.status).toBe('revoked');
+    expect(ledger.get<KeyEntry>('keys', next.keyId)).toEqual({
+      keyId: next.keyId,
+      publicKey: next.signingKey,
+      owner: { kind: 'patient', patientCode: alice.patientCode },
+      status: 'active',
+    });
+    expect(exec.events.map((e) => e.event)).toEqual([
+      {
+        type: 'identity.patientKeysRotated',
+        patientCode: alice.patientCode,
+        data: { mode: 'planned', by: 'patient', keyId: next.keyId, previousKeyId: alice.patient.keyId },
+      },
+    ]);
+
+    // The old key is refused from now on; the new one acts for the same code, on the same consents and records.
+    expect(await ledger.code(ledger.tx(alice.patient, 'consent.grant', grantBody(alice.patientCode, 'clinic-c')))).toBe('IDENTITY_REVOKED');
+    expect(ledger.get<Consent>('consents', consent.txId)?.status).toBe('active');
+    expect(await ledger.code(ledger.tx(next, 'consent.revoke', { consentId: consent.txId }))).toBe('OK');
+    expect(ledger.get<Consent>('consents', consent.txId)?.status).toBe('revoked');
+    expect(await ledger.code(ledger.tx(next, 'records.erase', { recordId: record.txId }))).toBe('OK');
+  });
+
+  it('takes effect inside the committing block: a later tx of the old key in the same block is refused', async () => {
+    const { ledger, alice } = cast;
+    const exec = await ledger.run([
+      await ledger.tx(alice.patient, 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)),
+      await ledger.tx(alice.patient, 'consent.grant', grantBody(alice.patientCode)),
+      await ledger.tx(next, 'consent.grant', grantBody(alice.patientCode)),
+    ]);
+    expect(exec.codes).toEqual(['OK', 'IDENTITY_REVOKED', 'OK']);
+  });
+
+  it('lets staff of the patient’s home institution recover them after a lost device, and keeps a trail of each key', async () => {
+    const { ledger, alice } = cast;
+    const exec = await ledger.run([
+      await ledger.tx(cast.staff('hosp-a/nurse-lee'), 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)),
+    ]);
+    expect(exec.codes).toEqual(['OK']);
+    expect(exec.events[0]?.event.data).toEqual({
+      mode: 'recovery',
+      by: 'hosp-a/nurse-lee',
+      keyId: next.keyId,
+      previousKeyId: alice.patient.keyId,
+    });
+    expect(await ledger.code(ledger.tx(alice.patient, 'consent.grant', grantBody(alice.patientCode)))).toBe('IDENTITY_REVOKED');
+    expect(await ledger.code(ledger.tx(next, 'consent.grant', grantBody(alice.patientCode)))).toBe('OK');
+    // A second recovery: every earlier key is listed and stays revoked.
+    const third = await Identity.generate('alice-third-device');
+    await ledger.ok(
+      ledger.tx(cast.staff('hosp-a/op-a'), 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, third)),
+    );
+    expect(ledger.get<Patient>('patients', alice.patientCode)?.previousKeyIds).toEqual([alice.patient.keyId, next.keyId]);
+    for (const kid of [alice.patient.keyId, next.keyId]) expect(ledger.get<KeyEntry>('keys', kid)?.status).toBe('revoked');
+    expect(ledger.get<Patient>('patients', alice.patientCode)?.home).toBe('hosp-a');
+  });
+
+  it('refuses staff of another institution with NOT_HOME_INSTITUTION, and other roles with ROLE_FORBIDDEN', async () => {
+    const { ledger, alice } = cast;
+    const body = await rotationBody(ledger, alice.patientCode, next);
+    const before = ledger.snapshot();
+    for (const staffId of ['hosp-b/dr-park', 'clinic-c/op-c', 'lab-d/op-d']) {
+      expect(await ledger.code(ledger.tx(cast.staff(staffId), 'identity.rotatePatientKeys', body)), staffId).toBe('NOT_HOME_INSTITUTION');
+    }
+    for (const author of [cast.staff('hosp-a/aud-a'), cast.staff('res-e/res-1'), ledger.institution('hosp-a'), ledger.net.issuer]) {
+      expect(await ledger.code(ledger.tx(author, 'identity.rotatePatientKeys', body)), author.label).toBe('ROLE_FORBIDDEN');
+    }
+    // Another patient cannot replace Alice's keys either.
+    expect(await ledger.code(ledger.tx(cast.bob.patient, 'identity.rotatePatientKeys', body))).toBe('ROLE_FORBIDDEN');
+    expect(ledger.snapshot()).toEqual(before);
+  });
+
+  it('refuses an unknown patient code with PATIENT_UNKNOWN', async () => {
+    const { ledger } = cast;
+    const body = await rotationBody(ledger, ledger.patientCode('000-00-000'), next);
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.rotatePatientKeys', body))).toBe('PATIENT_UNKNOWN');
+  });
+
+  it('refuses a proof that the new key did not sign for this code, network and encryption key with KEY_POSSESSION_INVALID', async () => {
+    const { ledger, alice } = cast;
+    const mallory = await Identity.generate('mallory');
+    const registrationProof = {
+      ...(await rotationBody(ledger, alice.patientCode, next)),
+      possession: toBase64Url(
+        await sign(
+          next.file.signing.privateKey,
+          patientPossessionMessage(ledger.network, alice.patientCode, next.signingKey, next.encryptionKey, 'hosp-a'),
+        ),
+      ),
+    };
+    const bodies = [
+      await rotationBody(ledger, alice.patientCode, next, { prover: mallory }),
+      await rotationBody(ledger, alice.patientCode, next, { prover: alice.patient }),
+      { ...(await rotationBody(ledger, cast.bob.patientCode, next)), patientCode: alice.patientCode },
+      await rotationBody(ledger, alice.patientCode, next, { network: 'f'.repeat(32) }),
+      { ...(await rotationBody(ledger, alice.patientCode, next)), encryptionKey: mallory.encryptionKey },
+      registrationProof,
+    ];
+    const before = ledger.snapshot();
+    for (const [i, body] of bodies.entries()) {
+      expect(await ledger.code(ledger.tx(alice.patient, 'identity.rotatePatientKeys', body)), String(i)).toBe('KEY_POSSESSION_INVALID');
+      expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.rotatePatientKeys', body)), String(i)).toBe(
+        'KEY_POSSESSION_INVALID',
+      );
+    }
+    expect(ledger.snapshot()).toEqual(before);
+  });
+
+  it('refuses a new key that is, or was, anyone’s key with ALREADY_EXISTS', async () => {
+    const { ledger, alice } = cast;
+    const taken = [alice.patient, cast.bob.patient, cast.staff('hosp-a/dr-kim'), ledger.institution('hosp-b')];
+    for (const who of taken) {
+      const body = await rotationBody(ledger, alice.patientCode, who);
+      expect(await ledger.code(ledger.tx(alice.patient, 'identity.rotatePatientKeys', body)), who.label).toBe('ALREADY_EXISTS');
+    }
+    // A key Alice gave up stays hers, revoked: it cannot come back.
+    await ledger.ok(ledger.tx(alice.patient, 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)));
+    const back = await rotationBody(ledger, alice.patientCode, alice.patient);
+    expect(await ledger.code(ledger.tx(next, 'identity.rotatePatientKeys', back))).toBe('ALREADY_EXISTS');
+    expect(ledger.get<KeyEntry>('keys', alice.patient.keyId)?.status).toBe('revoked');
+  });
+
+  it('refuses a rotation signed by a key already replaced with IDENTITY_REVOKED', async () => {
+    const { ledger, alice } = cast;
+    await ledger.ok(ledger.tx(alice.patient, 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)));
+    const thief = await Identity.generate('thief');
+    const body = await rotationBody(ledger, alice.patientCode, thief);
+    expect(await ledger.code(ledger.tx(alice.patient, 'identity.rotatePatientKeys', body))).toBe('IDENTITY_REVOKED');
+    expect(ledger.get<Patient>('patients', alice.patientCode)?.keyId).toBe(next.keyId);
+  });
+
+  it('refuses a malformed body with TX_BODY_INVALID', async () => {
+    const { ledger, alice } = cast;
+    const body = await rotationBody(ledger, alice.patientCode, next);
+    for (const bad of [
+      { ...body, possession: 'x' },
+      { ...body, signingKey: 'x' },
+      { ...body, home: 'hosp-b' },
+      { patientCode: alice.patientCode },
+    ]) {
+      expect(await ledger.code(ledger.tx(alice.patient, 'identity.rotatePatientKeys', bad))).toBe('TX_BODY_INVALID');
+    }
+  });
+});
+
+describe('identity.freezePatient', () => {
+  let cast: Cast;
+  beforeEach(async () => {
+    cast = await createCast();
+  });
+
+  it('lets the patient revoke their own key with no successor: the thief is stopped, home staff restore them', async () => {
+    const { ledger, alice } = cast;
+    const before = ledger.get<Patient>('patients', alice.patientCode)!;
+    const exec = await ledger.run([await ledger.tx(alice.patient, 'identity.freezePatient', { patientCode: alice.patientCode })]);
+    expect(exec.codes).toEqual(['OK']);
+    expect(exec.events.map((e) => e.event)).toEqual([
+      { type: 'identity.patientFrozen', patientCode: alice.patientCode, data: { by: 'patient', keyId: alice.patient.keyId } },
+    ]);
+    expect(ledger.get<Patient>('patients', alice.patientCode)).toEqual({ ...before, frozenAt: ledger.time });
+    expect(ledger.get<KeyEntry>('keys', alice.patient.keyId)?.status).toBe('revoked');
+    expect(await ledger.code(ledger.tx(alice.patient, 'consent.grant', grantBody(alice.patientCode)))).toBe('IDENTITY_REVOKED');
+
+    // Back at the home hospital with a new device: recovery lifts the freeze.
+    const next = await Identity.generate('alice-new-device');
+    await ledger.ok(
+      ledger.tx(cast.staff('hosp-a/op-a'), 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next)),
+    );
+    const after = ledger.get<Patient>('patients', alice.patientCode)!;
+    expect(after.frozenAt).toBeUndefined();
+    expect(after).toMatchObject({ keyId: next.keyId, previousKeyIds: [alice.patient.keyId] });
+    expect(await ledger.code(ledger.tx(next, 'consent.grant', grantBody(alice.patientCode)))).toBe('OK');
+  });
+
+  it('lets home staff freeze a patient, once: a second freeze is refused with PATIENT_FROZEN', async () => {
+    const { ledger, alice } = cast;
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/dr-kim'), 'identity.freezePatient', { patientCode: alice.patientCode }))).toBe(
+      'OK',
+    );
+    expect(ledger.get<Patient>('patients', alice.patientCode)?.frozenAt).toBe(ledger.time);
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.freezePatient', { patientCode: alice.patientCode }))).toBe(
+      'PATIENT_FROZEN',
+    );
+    // The frozen patient cannot rotate their own keys: only their home institution restores them.
+    const next = await Identity.generate('next');
+    expect(
+      await ledger.code(ledger.tx(alice.patient, 'identity.rotatePatientKeys', await rotationBody(ledger, alice.patientCode, next))),
+    ).toBe('IDENTITY_REVOKED');
+  });
+
+  it('refuses others with NOT_HOME_INSTITUTION, ROLE_FORBIDDEN or PATIENT_UNKNOWN, changing nothing', async () => {
+    const { ledger, alice } = cast;
+    const body = { patientCode: alice.patientCode };
+    const before = ledger.snapshot();
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-b/nurse-b'), 'identity.freezePatient', body))).toBe('NOT_HOME_INSTITUTION');
+    expect(await ledger.code(ledger.tx(cast.bob.patient, 'identity.freezePatient', body))).toBe('ROLE_FORBIDDEN');
+    for (const author of [cast.staff('hosp-a/aud-a'), ledger.institution('hosp-a'), ledger.net.issuer]) {
+      expect(await ledger.code(ledger.tx(author, 'identity.freezePatient', body)), author.label).toBe('ROLE_FORBIDDEN');
+    }
+    expect(ledger.snapshot()).toEqual(before);
+    expect(
+      await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'identity.freezePatient', { patientCode: ledger.patientCode('000') })),
+    ).toBe('PATIENT_UNKNOWN');
+  });
+});
+
+describe('patient keys over random sequences of rotations, recoveries, freezes and old keys', () => {
+  /** Locally each run draws new sequences; CI replays the repository's fixed seed. */
+  const ci = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env['CI'] === 'true';
+
+  type Step =
+    | { kind: 'rotate'; patient: 0 | 1 }
+    | { kind: 'act'; patient: 0 | 1 }
+    | { kind: 'recover'; patient: 0 | 1; staff: string }
+    | { kind: 'freeze'; patient: 0 | 1; by: string }
+    | { kind: 'oldKey'; patient: 0 | 1; pick: number };
+  const patientIx = fc.constantFrom<0 | 1>(0, 1);
+  const staffIds = fc.constantFrom('hosp-a/op-a', 'hosp-a/nurse-lee', 'hosp-b/dr-park', 'clinic-c/op-c');
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.record({ kind: fc.constant<'rotate'>('rotate'), patient: patientIx }),
+    fc.record({ kind: fc.constant<'act'>('act'), patient: patientIx }),
+    fc.record({ kind: fc.constant<'recover'>('recover'), patient: patientIx, staff: staffIds }),
+    fc.record({ kind: fc.constant<'freeze'>('freeze'), patient: patientIx, by: fc.oneof(fc.constant('patient'), staffIds) }),
+    fc.record({ kind: fc.constant<'oldKey'>('oldKey'), patient: patientIx, pick: fc.nat() }),
+  );
+
+  it('keeps exactly the current key active (none while frozen), every earlier key revoked, and each code as the rules say', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        const cast = await createCast();
+        const { ledger } = cast;
+        const model = [cast.alice, cast.bob].map((p) => ({
+          code: p.patientCode,
+          current: p.patient,
+          earlier: [] as Identity[],
+          frozen: false,
+        }));
+        for (const s of steps) {
+          const m = model[s.patient]!;
+          let expected: string;
+          let entry;
+          if (s.kind === 'rotate' || s.kind === 'recover') {
+            const next = await Identity.generate('next');
+            const staff = s.kind === 'recover' ? s.staff : null;
+            const author = staff === null ? m.current : cast.staff(staff);
+            entry = ledger.tx(author, 'identity.rotatePatientKeys', await rotationBody(ledger, m.code, next));
+            expected =
+              staff === null ? (m.frozen ? 'IDENTITY_REVOKED' : 'OK') : staff.startsWith('hosp-a/') ? 'OK' : 'NOT_HOME_INSTITUTION';
+            expect(await ledger.code(entry), JSON.stringify(s)).toBe(expected);
+            if (expected === 'OK') Object.assign(m, { earlier: [...m.earlier, m.current], current: next, frozen: false });
+          } else if (s.kind === 'freeze') {
+            const author = s.by === 'patient' ? m.current : cast.staff(s.by);
+            expected =
+              s.by === 'patient'
+                ? m.frozen
+                  ? 'IDENTITY_REVOKED'
+                  : 'OK'
+                : !s.by.startsWith('hosp-a/')
+                  ? 'NOT_HOME_INSTITUTION'
+                  : m.frozen
+                    ? 'PATIENT_FROZEN'
+                    : 'OK';
+            expect(await ledger.code(ledger.tx(author, 'identity.freezePatient', { patientCode: m.code })), JSON.stringify(s)).toBe(
+              expected,
+            );
+            if (expected === 'OK') m.frozen = true;
+          } else {
+            const who = s.kind === 'act' || m.earlier.length === 0 ? m.current : m.earlier[s.pick % m.earlier.length]!;
+            expected = who === m.current && !m.frozen ? 'OK' : 'IDENTITY_REVOKED';
+            expect(await ledger.code(ledger.tx(who, 'consent.grant', grantBody(m.code))), JSON.stringify(s)).toBe(expected);
+          }
+          for (const p of model) {
+            const row = ledger.get<Patient>('patients', p.code)!;
+            expect(row.keyId).toBe(p.current.keyId);
+            expect(row.previousKeyIds ?? []).toEqual(p.earlier.map((e) => e.keyId));
+            expect(row.frozenAt !== undefined).toBe(p.frozen);
+            expect(ledger.get<KeyEntry>('keys', p.current.keyId)?.status).toBe(p.frozen ? 'revoked' : 'active');
+            for (const e of p.earlier)
+              expect(ledger.get<KeyEntry>('keys', e.keyId)).toMatchObject({ status: 'revoked', owner: { patientCode: p.code } });
+          }
+        }
+      }),
+      { numRuns: 40, ...(ci ? { seed: 20261121 } : {}) },
+    );
+  }, 120_000);
 });
 
 describe('patientCodeOf', () => {

@@ -3,6 +3,8 @@
  * registers a patient's keys under the patient code (the keyed hash of the national id, so an
  * id number can be searched without being stored), with the patient's proof that they hold
  * the signing key. The registering institution becomes the patient's home institution.
+ * A patient's keys are replaced by the patient, or after a lost device by their home institution,
+ * and may be frozen (revoked without a successor) until then.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { canonicalBytes } from '../codec/canonical-json.ts';
@@ -11,7 +13,7 @@ import { hmacSha256 } from '../crypto/hash.ts';
 import { keyId } from '../crypto/ed25519.ts';
 import { toHex } from '../codec/bytes.ts';
 import { markGroupStale, staffIndexKey } from './groups.ts';
-import { reject, type ContractInput } from './context.ts';
+import { reject, type ContractInput, type Draft, type Principal } from './context.ts';
 import { PatientCode, PublicKey, Signature, StaffId, StaffRole, Text } from './schemas.ts';
 import type { KeyEntry, Patient, Staff } from './state.ts';
 
@@ -30,6 +32,12 @@ export const RegisterPatientBody = Type.Object(
   { patientCode: PatientCode, signingKey: PublicKey, encryptionKey: PublicKey, possession: Signature },
   { additionalProperties: false },
 );
+/** The patient's new keys, with the proof (`patientRotationMessage`) that the new signing key signed them. */
+export const RotatePatientKeysBody = Type.Object(
+  { patientCode: PatientCode, signingKey: PublicKey, encryptionKey: PublicKey, possession: Signature },
+  { additionalProperties: false },
+);
+export const FreezePatientBody = Type.Object({ patientCode: PatientCode }, { additionalProperties: false });
 
 /** The patient code of a national id under the consortium's patient-code key (HMAC-SHA-256). */
 export function patientCodeOf(patientCodeKey: Uint8Array, nationalId: string): string {
@@ -52,6 +60,17 @@ export function patientPossessionMessage(
   institution: string,
 ): Uint8Array {
   return concatBytes(POSSESSION_DOMAIN, canonicalBytes({ network, patientCode, signingKey, encryptionKey, institution }));
+}
+
+const ROTATION_DOMAIN = utf8('medledger/patient-key-rotation/v1\n');
+
+/**
+ * What a patient's new signing key signs to take over their patient code. Its own domain, so a
+ * registration proof is never a rotation proof; it names no institution, because the patient
+ * (planned) or their home institution (recovery) submits it and the home does not change.
+ */
+export function patientRotationMessage(network: string, patientCode: string, signingKey: string, encryptionKey: string): Uint8Array {
+  return concatBytes(ROTATION_DOMAIN, canonicalBytes({ network, patientCode, signingKey, encryptionKey }));
 }
 
 export function enrolStaff(input: ContractInput<Static<typeof EnrolStaffBody>>): void {
@@ -128,4 +147,80 @@ export function registerPatient(input: ContractInput<Static<typeof RegisterPatie
   draft.put('patients', body.patientCode, patient);
   draft.put('keys', kid, key);
   input.events.push({ type: 'identity.patientRegistered', patientCode: body.patientCode, data: { home: patient.home } });
+}
+
+/**
+ * The patient a key change is about, and who asks for it: the patient themselves (with their
+ * current, active key), or staff of the patient's home institution, who have checked the person
+ * in person (the same care roles that registered them, at the institution that did).
+ */
+function patientActedOn(input: ContractInput<{ patientCode: string }>): { patient: Patient; by: string } {
+  const { draft, body, principal } = input;
+  const patient = draft.get<Patient>('patients', body.patientCode);
+  if (patient === undefined) reject('PATIENT_UNKNOWN');
+  if (principal.role === 'patient') {
+    if (principal.patient?.patientCode !== patient.patientCode) reject('ROLE_FORBIDDEN', 'A patient acts only on their own keys.');
+    return { patient, by: 'patient' };
+  }
+  if (!isHomeStaff(principal, patient)) reject('NOT_HOME_INSTITUTION');
+  return { patient, by: principal.staff!.staffId };
+}
+
+function isHomeStaff(principal: Principal, patient: Patient): boolean {
+  return principal.staff !== null && principal.institution !== null && principal.institution.id === patient.home;
+}
+
+function revokeKey(draft: Draft, kid: string): void {
+  const key = draft.get<KeyEntry>('keys', kid);
+  if (key !== undefined && key.status !== 'revoked') draft.put('keys', kid, { ...key, status: 'revoked' });
+}
+
+/**
+ * Replaces a patient's keys from this block on: the old key is revoked (a later tx it signs is
+ * refused with IDENTITY_REVOKED), the new one acts for the same patient code, so consents,
+ * records and the access log, all keyed by the code, stay the patient's. Also lifts a freeze.
+ */
+export function rotatePatientKeys(input: ContractInput<Static<typeof RotatePatientKeysBody>>): void {
+  const { draft, body, ctx } = input;
+  const { patient, by } = patientActedOn(input);
+  const kid = keyId(body.signingKey);
+  if (draft.get('keys', kid) !== undefined) reject('ALREADY_EXISTS', 'Signing key is in use.');
+  const message = patientRotationMessage(ctx.network, patient.patientCode, body.signingKey, body.encryptionKey);
+  if (!ctx.verifySignature(body.signingKey, message, fromBase64Url(body.possession))) reject('KEY_POSSESSION_INVALID');
+  revokeKey(draft, patient.keyId);
+  const next: Patient = {
+    ...patient,
+    signingKey: body.signingKey,
+    encryptionKey: body.encryptionKey,
+    keyId: kid,
+    previousKeyIds: [...(patient.previousKeyIds ?? []), patient.keyId],
+    keysRotatedAt: ctx.time,
+  };
+  delete next.frozenAt;
+  const key: KeyEntry = {
+    keyId: kid,
+    publicKey: body.signingKey,
+    owner: { kind: 'patient', patientCode: patient.patientCode },
+    status: 'active',
+  };
+  draft.put('patients', patient.patientCode, next);
+  draft.put('keys', kid, key);
+  input.events.push({
+    type: 'identity.patientKeysRotated',
+    patientCode: patient.patientCode,
+    data: { mode: by === 'patient' ? 'planned' : 'recovery', by, keyId: kid, previousKeyId: patient.keyId },
+  });
+}
+
+/**
+ * Revokes a patient's key with no successor, so a thief holding a lost device is stopped before
+ * the patient is back at their home institution for new keys (`rotatePatientKeys` lifts it).
+ */
+export function freezePatient(input: ContractInput<Static<typeof FreezePatientBody>>): void {
+  const { draft, ctx } = input;
+  const { patient, by } = patientActedOn(input);
+  if (patient.frozenAt !== undefined) reject('PATIENT_FROZEN');
+  revokeKey(draft, patient.keyId);
+  draft.put('patients', patient.patientCode, { ...patient, frozenAt: ctx.time });
+  input.events.push({ type: 'identity.patientFrozen', patientCode: patient.patientCode, data: { by, keyId: patient.keyId } });
 }

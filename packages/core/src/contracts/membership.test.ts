@@ -4,8 +4,13 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../codec/canonical-json.ts';
+import { toBase64Url } from '../codec/bytes.ts';
+import { sign } from '../crypto/ed25519.ts';
 import { Identity } from '../client/identity.ts';
+import { blockHash } from '../ledger/block.ts';
+import { signVote, validatorsAt, verifyCertificate, type FinalityCertificate } from '../ledger/finality.ts';
 import { recordBody, TestLedger, type Cast, createCast } from '../ledger/test-network.test-fixture.ts';
+import { memberKeyMessage } from './membership.ts';
 import type { KeyEntry, Member, Proposal } from './state.ts';
 
 let ledger: TestLedger;
@@ -235,5 +240,307 @@ describe('membership.setEndpoint', () => {
     }
     await ledger.ok(ledger.tx(a, 'membership.setEndpoint', { vaultUrl: null }));
     expect(ledger.get<Member>('members', 'hosp-a')!.vaultUrl).toBeNull();
+  });
+});
+
+/** New keys for `institution` taken from `next`, the proof signed by `prover` (default: `next`). */
+async function newKeys(
+  institution: string,
+  next: Identity,
+  o: { prover?: Identity; network?: string; encryptionKey?: string | null } = {},
+): Promise<JsonObject> {
+  const encryptionKey = o.encryptionKey === undefined ? next.encryptionKey : o.encryptionKey;
+  const message = memberKeyMessage(o.network ?? ledger.network, institution, next.signingKey, encryptionKey);
+  return {
+    signingKey: next.signingKey,
+    encryptionKey,
+    possession: toBase64Url(await sign((o.prover ?? next).file.signing.privateKey, message)),
+  };
+}
+
+describe('membership.rotateKey', () => {
+  let cast: Cast;
+  let next: Identity;
+  beforeEach(async () => {
+    cast = await createCast();
+    ledger = cast.ledger;
+    next = await Identity.generate('hosp-a');
+  });
+
+  it('replaces the institution’s keys with its current key; the old key is refused, its staff keep theirs', async () => {
+    const old = ledger.institution('hosp-a');
+    const before = ledger.get<Member>('members', 'hosp-a')!;
+    const exec = await ledger.run([await ledger.tx(old, 'membership.rotateKey', await newKeys('hosp-a', next))]);
+    expect(exec.codes).toEqual(['OK']);
+    expect(ledger.get<Member>('members', 'hosp-a')).toEqual({
+      ...before,
+      signingKey: next.signingKey,
+      encryptionKey: next.encryptionKey,
+      previousKeys: [{ publicKey: old.signingKey, untilHeight: ledger.height }],
+    });
+    expect(ledger.get<KeyEntry>('keys', old.keyId)?.status).toBe('revoked');
+    expect(ledger.get<KeyEntry>('keys', next.keyId)).toEqual({
+      keyId: next.keyId,
+      publicKey: next.signingKey,
+      owner: { kind: 'institution', institution: 'hosp-a' },
+      status: 'active',
+    });
+    expect(exec.events.map((e) => e.event)).toEqual([
+      { type: 'membership.keyRotated', data: { institution: 'hosp-a', mode: 'planned', keyId: next.keyId, previousKeyId: old.keyId } },
+    ]);
+    expect(await ledger.code(ledger.tx(old, 'membership.setEndpoint', { vaultUrl: null }))).toBe('IDENTITY_REVOKED');
+    expect(await ledger.code(ledger.tx(next, 'membership.setEndpoint', { vaultUrl: null }))).toBe('OK');
+    // Staff keys are entries of their own, not certified by the institution key: they still act.
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/dr-kim'), 'records.register', recordBody(cast.alice.patientCode)))).toBe('OK');
+    expect(await ledger.code(ledger.tx(next, 'identity.revokeStaff', { staffId: 'hosp-a/nurse-lee' }))).toBe('OK');
+  });
+
+  it('may keep no encryption key, and takes effect inside its block', async () => {
+    const old = ledger.institution('hosp-b');
+    const exec = await ledger.run([
+      await ledger.tx(old, 'membership.rotateKey', await newKeys('hosp-b', next, { encryptionKey: null })),
+      await ledger.tx(old, 'membership.setEndpoint', { vaultUrl: null }),
+    ]);
+    expect(exec.codes).toEqual(['OK', 'IDENTITY_REVOKED']);
+    expect(ledger.get<Member>('members', 'hosp-b')?.encryptionKey).toBeNull();
+  });
+
+  it('refuses a proof the new key did not sign for this institution, network and keys with MEMBER_KEY_POSSESSION_INVALID', async () => {
+    const old = ledger.institution('hosp-a');
+    const bodies = [
+      await newKeys('hosp-a', next, { prover: old }),
+      await newKeys('hosp-b', next),
+      await newKeys('hosp-a', next, { network: 'f'.repeat(32) }),
+      { ...(await newKeys('hosp-a', next)), encryptionKey: old.encryptionKey },
+      { ...(await newKeys('hosp-a', next)), encryptionKey: null },
+    ];
+    const before = ledger.snapshot();
+    for (const [i, body] of bodies.entries()) {
+      expect(await ledger.code(ledger.tx(old, 'membership.rotateKey', body)), String(i)).toBe('MEMBER_KEY_POSSESSION_INVALID');
+    }
+    expect(ledger.snapshot()).toEqual(before);
+  });
+
+  it('refuses a key that is, or was, anyone’s with ALREADY_EXISTS', async () => {
+    const old = ledger.institution('hosp-a');
+    for (const who of [old, ledger.institution('hosp-b'), cast.staff('hosp-a/dr-kim'), cast.alice.patient, ledger.net.issuer]) {
+      expect(await ledger.code(ledger.tx(old, 'membership.rotateKey', await newKeys('hosp-a', who))), who.label).toBe('ALREADY_EXISTS');
+    }
+    await ledger.ok(ledger.tx(old, 'membership.rotateKey', await newKeys('hosp-a', next)));
+    expect(await ledger.code(ledger.tx(next, 'membership.rotateKey', await newKeys('hosp-a', old)))).toBe('ALREADY_EXISTS');
+  });
+
+  it('is for institutions only, and not for a removed one', async () => {
+    const body = await newKeys('hosp-a', next);
+    for (const author of [cast.staff('hosp-a/op-a'), cast.alice.patient, ledger.net.issuer]) {
+      expect(await ledger.code(ledger.tx(author, 'membership.rotateKey', body)), author.label).toBe('ROLE_FORBIDDEN');
+    }
+    const id = await propose({ action: 'remove', institutionId: 'clinic-c' });
+    for (const m of ['hosp-a', 'hosp-b', 'lab-d']) await vote(m, id, true);
+    expect(await ledger.code(ledger.tx(ledger.institution('clinic-c'), 'membership.rotateKey', await newKeys('clinic-c', next)))).toBe(
+      'NOT_A_MEMBER',
+    );
+  });
+});
+
+describe('membership.propose replaceKey: a lost or stolen institution key', () => {
+  let cast: Cast;
+  let next: Identity;
+  beforeEach(async () => {
+    cast = await createCast();
+    ledger = cast.ledger;
+    next = await Identity.generate('clinic-c');
+  });
+
+  async function replaceBody(institutionId = 'clinic-c', who = next): Promise<JsonObject> {
+    return { action: 'replaceKey', institutionId, ...(await newKeys(institutionId, who)) };
+  }
+
+  it('is decided by the other members: 3 of the other 4; the subject may not vote', async () => {
+    const stolen = ledger.institution('clinic-c');
+    const id = await propose(await replaceBody(), ledger.institution('hosp-a'));
+    expect(ledger.get<Proposal>('proposals', id)).toMatchObject({
+      action: 'replaceKey',
+      institutionId: 'clinic-c',
+      institution: null,
+      replacement: { signingKey: next.signingKey, encryptionKey: next.encryptionKey },
+      status: 'open',
+    });
+    expect(await vote('clinic-c', id, true)).toBe('ROLE_FORBIDDEN');
+    expect(await vote('clinic-c', id, false)).toBe('ROLE_FORBIDDEN');
+    expect(await vote('hosp-a', id, true)).toBe('OK');
+    expect(await vote('hosp-b', id, true)).toBe('OK');
+    expect(ledger.get<Proposal>('proposals', id)?.status).toBe('open');
+    expect(ledger.get<KeyEntry>('keys', stolen.keyId)?.status).toBe('active');
+
+    const exec = await ledger.run([await ledger.tx(ledger.institution('lab-d'), 'membership.vote', { proposalId: id, approve: true })]);
+    expect(exec.codes).toEqual(['OK']);
+    expect(ledger.get<Proposal>('proposals', id)).toMatchObject({ status: 'accepted', decidedAtHeight: ledger.height });
+    expect(ledger.get<Member>('members', 'clinic-c')).toMatchObject({
+      status: 'active',
+      signingKey: next.signingKey,
+      encryptionKey: next.encryptionKey,
+      previousKeys: [{ publicKey: stolen.signingKey, untilHeight: ledger.height }],
+    });
+    expect(exec.events.map((e) => e.event.type)).toEqual(['membership.keyRotated', 'membership.changed']);
+    expect(exec.events[0]?.event.data).toEqual({
+      institution: 'clinic-c',
+      mode: 'replaced',
+      keyId: next.keyId,
+      previousKeyId: stolen.keyId,
+    });
+    expect(await ledger.code(ledger.tx(stolen, 'membership.setEndpoint', { vaultUrl: null }))).toBe('IDENTITY_REVOKED');
+    expect(await ledger.code(ledger.tx(next, 'membership.setEndpoint', { vaultUrl: null }))).toBe('OK');
+    const asked = {
+      patientCode: cast.alice.patientCode,
+      scope: { kind: 'all' },
+      purpose: 'TREAT',
+      deidentification: 'identified',
+      reason: 'x',
+    };
+    expect(await ledger.code(ledger.tx(cast.staff('clinic-c/dr-choi'), 'access.request', asked))).toBe('OK');
+  });
+
+  it('fails once the other members can no longer pass it: 2 no of 4', async () => {
+    const id = await propose(await replaceBody(), ledger.net.issuer);
+    expect(await vote('hosp-a', id, false)).toBe('OK');
+    expect(ledger.get<Proposal>('proposals', id)?.status).toBe('open');
+    expect(await vote('res-e', id, false)).toBe('OK');
+    expect(ledger.get<Proposal>('proposals', id)).toMatchObject({ status: 'rejected', decidedAtHeight: ledger.height });
+    expect(ledger.get<Member>('members', 'clinic-c')?.signingKey).toBe(ledger.institution('clinic-c').signingKey);
+    expect(ledger.get('keys', next.keyId)).toBeUndefined();
+  });
+
+  it('replaces whatever key a thief rotated to in the meantime', async () => {
+    const stolen = ledger.institution('clinic-c');
+    const id = await propose(await replaceBody(), ledger.institution('hosp-b'));
+    const thief = await Identity.generate('thief');
+    await ledger.ok(ledger.tx(stolen, 'membership.rotateKey', await newKeys('clinic-c', thief)));
+    for (const m of ['hosp-a', 'hosp-b', 'lab-d']) expect(await vote(m, id, true)).toBe('OK');
+    expect(ledger.get<Member>('members', 'clinic-c')?.signingKey).toBe(next.signingKey);
+    expect(ledger.get<Member>('members', 'clinic-c')?.previousKeys?.map((k) => k.publicKey)).toEqual([stolen.signingKey, thief.signingKey]);
+    expect(await ledger.code(ledger.tx(thief, 'membership.setEndpoint', { vaultUrl: null }))).toBe('IDENTITY_REVOKED');
+  });
+
+  it('refuses at proposal: a non-member, the subject itself, a bad proof, a key in use', async () => {
+    const a = ledger.institution('hosp-a');
+    expect(await ledger.code(ledger.tx(a, 'membership.propose', await replaceBody('hosp-z')))).toBe('NOT_A_MEMBER');
+    expect(await ledger.code(ledger.tx(ledger.institution('clinic-c'), 'membership.propose', await replaceBody()))).toBe('ROLE_FORBIDDEN');
+    const forged = { ...(await replaceBody()), possession: (await newKeys('clinic-c', next, { prover: a }))['possession']! };
+    expect(await ledger.code(ledger.tx(a, 'membership.propose', forged))).toBe('MEMBER_KEY_POSSESSION_INVALID');
+    const otherMember = { ...(await replaceBody('hosp-b')), institutionId: 'clinic-c' };
+    expect(await ledger.code(ledger.tx(a, 'membership.propose', otherMember))).toBe('MEMBER_KEY_POSSESSION_INVALID');
+    expect(await ledger.code(ledger.tx(a, 'membership.propose', await replaceBody('clinic-c', cast.staff('hosp-a/dr-kim'))))).toBe(
+      'ALREADY_EXISTS',
+    );
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/op-a'), 'membership.propose', await replaceBody()))).toBe('ROLE_FORBIDDEN');
+  });
+
+  it('re-checks the key at the deciding vote: taken since by another → ALREADY_EXISTS, nothing replaced', async () => {
+    const id = await propose(await replaceBody(), ledger.institution('hosp-a'));
+    // The same key enrolled as staff before the vote decides.
+    await ledger.ok(
+      ledger.tx(ledger.institution('hosp-b'), 'identity.enrolStaff', {
+        localId: 'x',
+        role: 'doctor',
+        signingKey: next.signingKey,
+        encryptionKey: null,
+        displayName: 'x',
+      }),
+    );
+    expect(await vote('hosp-a', id, true)).toBe('OK');
+    expect(await vote('hosp-b', id, true)).toBe('OK');
+    expect(await vote('lab-d', id, true)).toBe('ALREADY_EXISTS');
+    expect(ledger.get<Member>('members', 'clinic-c')?.signingKey).toBe(ledger.institution('clinic-c').signingKey);
+  });
+});
+
+describe('finality follows a member’s key from the height after the block that changed it', () => {
+  /** A certificate for block `height` of the test ledger, signed by `signers`. */
+  async function certificate(height: number, signers: Identity[]): Promise<FinalityCertificate> {
+    const header = ledger.blocks[height]!.header;
+    const values = { network: ledger.network, height, blockHash: blockHash(header), stateRoot: header.stateRoot };
+    const votes = await Promise.all(signers.map((s) => signVote(values, s.file.signing)));
+    return { ...values, votes: votes.map((v) => ({ validator: v.validator, signature: v.signature })) };
+  }
+
+  it('checks a certificate of each height against the key in force then: the old key is refused after its block', async () => {
+    // Validators: hosp-a, hosp-b, clinic-c (two-thirds: 2 of 3).
+    const old = ledger.institution('hosp-a');
+    const b = ledger.institution('hosp-b');
+    const next = await Identity.generate('hosp-a');
+    await ledger.run([]);
+    await ledger.ok(ledger.tx(old, 'membership.rotateKey', await newKeys('hosp-a', next)));
+    const k = ledger.height;
+    await ledger.run([]);
+    await ledger.run([]);
+
+    // Checked with the latest state: every height gets the key in force at it.
+    expect(validatorsAt(ledger.state, k).find((v) => v.institution === 'hosp-a')?.publicKey).toBe(old.signingKey);
+    expect(validatorsAt(ledger.state, k + 1).find((v) => v.institution === 'hosp-a')?.publicKey).toBe(next.signingKey);
+    expect(validatorsAt(ledger.state, k + 1).map((v) => v.institution)).toEqual(['hosp-a', 'hosp-b', 'clinic-c']);
+
+    await expect(verifyCertificate(await certificate(k, [old, b]), validatorsAt(ledger.state, k), 'two-thirds')).resolves.toBeUndefined();
+    await expect(
+      verifyCertificate(await certificate(k + 1, [next, b]), validatorsAt(ledger.state, k + 1), 'two-thirds'),
+    ).resolves.toBeUndefined();
+    for (const h of [k + 1, k + 2]) {
+      await expect(verifyCertificate(await certificate(h, [old, b]), validatorsAt(ledger.state, h), 'two-thirds')).rejects.toMatchObject({
+        code: 'CHAIN_BROKEN',
+        payload: { height: h, good: 1, need: 2 },
+      });
+    }
+    // And the new key cannot sign for the heights before it.
+    await expect(verifyCertificate(await certificate(k, [next, b]), validatorsAt(ledger.state, k), 'two-thirds')).rejects.toMatchObject({
+      code: 'CHAIN_BROKEN',
+    });
+  });
+
+  it('walks two rotations and a replacement, and admissions and removals, height by height', async () => {
+    const keysOfA = [ledger.institution('hosp-a')];
+    for (let i = 0; i < 2; i++) {
+      const n = await Identity.generate('hosp-a');
+      await ledger.ok(ledger.tx(keysOfA[i]!, 'membership.rotateKey', await newKeys('hosp-a', n)));
+      keysOfA.push(n);
+    }
+    const replaced = await Identity.generate('hosp-a');
+    const id = await propose(
+      { action: 'replaceKey', institutionId: 'hosp-a', ...(await newKeys('hosp-a', replaced)) },
+      ledger.institution('hosp-b'),
+    );
+    for (const m of ['hosp-b', 'clinic-c', 'lab-d']) await vote(m, id, true);
+    keysOfA.push(replaced);
+    const validator = await Identity.generate('hosp-f');
+    const admit = await propose(
+      {
+        ...admitBody('hosp-f', validator),
+        institution: { ...(admitBody('hosp-f', validator)['institution'] as JsonObject), validator: true },
+      },
+      ledger.institution('hosp-b'),
+    );
+    for (const m of ['hosp-b', 'clinic-c', 'lab-d']) await vote(m, admit, true);
+    const remove = await propose({ action: 'remove', institutionId: 'clinic-c' }, ledger.institution('hosp-b'));
+    for (const m of ['hosp-b', 'lab-d', 'res-e']) await vote(m, remove, true);
+    // Six members: the fourth yes, from hosp-a's key of now.
+    await ledger.ok(ledger.tx(replaced, 'membership.vote', { proposalId: remove, approve: true }));
+    const admittedAt = ledger.get<Member>('members', 'hosp-f')!.admittedAtHeight;
+    const removedAt = ledger.get<Member>('members', 'clinic-c')!.removedAtHeight!;
+    const changes = ledger.get<Member>('members', 'hosp-a')!.previousKeys!.map((k) => k.untilHeight);
+
+    // The same answer as the set a node records block by block from the state of the moment.
+    for (let h = 1; h <= ledger.height + 1; h++) {
+      const set = validatorsAt(ledger.state, h);
+      const expectedA = keysOfA[changes.filter((c) => c < h).length]!;
+      expect(set.find((v) => v.institution === 'hosp-a')?.publicKey, `hosp-a at ${h}`).toBe(expectedA.signingKey);
+      expect(
+        set.some((v) => v.institution === 'hosp-f'),
+        `hosp-f at ${h}`,
+      ).toBe(h > admittedAt);
+      expect(
+        set.some((v) => v.institution === 'clinic-c'),
+        `clinic-c at ${h}`,
+      ).toBe(h <= removedAt);
+      expect(set.some((v) => v.institution === 'lab-d' || v.institution === 'res-e')).toBe(false);
+    }
   });
 });

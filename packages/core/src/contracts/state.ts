@@ -64,6 +64,12 @@ export interface Member {
   removedAtHeight?: number;
   /** where the institution's vault answers signed requests */
   vaultUrl?: string | null;
+  /**
+   * Signing keys the institution had before its current one, oldest first, each with the last
+   * height whose finality votes it signs (the block that replaced it): a certificate of an older
+   * height is checked against the key in force then.
+   */
+  previousKeys?: { publicKey: string; untilHeight: number }[];
 }
 
 export interface InstitutionDescriptor {
@@ -77,9 +83,11 @@ export interface InstitutionDescriptor {
 
 export interface Proposal {
   id: string;
-  action: 'admit' | 'remove';
+  action: 'admit' | 'remove' | 'replaceKey';
   institution: InstitutionDescriptor | null;
   institutionId: string;
+  /** for `replaceKey`: the keys the institution takes once the other members agree */
+  replacement?: { signingKey: string; encryptionKey: string | null };
   proposer: string;
   votes: Record<string, boolean>;
   status: 'open' | 'accepted' | 'rejected';
@@ -105,6 +113,11 @@ export interface Patient {
   keyId: string;
   home: string;
   registeredAt: number;
+  /** key ids the patient had before the current one, oldest first (all revoked) */
+  previousKeyIds?: string[];
+  keysRotatedAt?: number;
+  /** set while the patient's key is revoked with no new one (a lost or stolen device) */
+  frozenAt?: number;
 }
 
 export type RecordState = 'active' | 'superseded' | 'retracted' | 'erased';

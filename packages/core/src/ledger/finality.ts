@@ -8,6 +8,7 @@ import { canonicalBytes } from '../codec/canonical-json.ts';
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from '../codec/bytes.ts';
 import { keyId, sign, verify } from '../crypto/ed25519.ts';
 import { MedledgerError } from '../errors.ts';
+import type { Member, StateReader } from '../contracts/state.ts';
 import type { QuorumRule } from './genesis.ts';
 
 export interface Vote {
@@ -42,6 +43,25 @@ export function voteMessage(v: Pick<Vote, 'network' | 'height' | 'blockHash' | '
 
 export async function signVote(p: Omit<Vote, 'validator' | 'signature'>, signer: { publicKey: string; privateKey: string }): Promise<Vote> {
   return { ...p, validator: keyId(signer.publicKey), signature: toBase64Url(await sign(signer.privateKey, voteMessage(p))) };
+}
+
+/**
+ * The validator set in force at `height`, from member rows alone: a member admitted, removed or
+ * given a new key in block k counts with its new standing or key from height k+1 on. `state`
+ * may be any later state, so a client checks an old certificate with `core` and today's state.
+ */
+export function validatorsAt(state: StateReader, height: number): Validator[] {
+  const ids = (state.get('meta', 'members') as string[] | undefined) ?? [];
+  const set: Validator[] = [];
+  for (const id of ids) {
+    const m = state.get('members', id) as Member | undefined;
+    if (m === undefined || !m.validator || m.admittedAtHeight >= height) continue;
+    if (m.status !== 'active' && (m.removedAtHeight === undefined || m.removedAtHeight < height)) continue;
+    // The first key whose last height is at or after `height`, or the current one.
+    const publicKey = (m.previousKeys ?? []).find((k) => k.untilHeight >= height)?.publicKey ?? m.signingKey;
+    set.push({ institution: m.id, keyId: keyId(publicKey), publicKey });
+  }
+  return set;
 }
 
 /** How many of `n` validators make a quorum. */

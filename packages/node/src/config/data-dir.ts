@@ -1,7 +1,8 @@
 /**
  * A node's data directory: `node.json` (who this node is and how it orders), `genesis.json`,
  * `consortium.json` (the consortium's patient-code key; secret), `keys/*.json` (identity files;
- * secret, mode 0600), `chain.db` (the ledger store) and `orderer/` (the solo log).
+ * secret, mode 0600; during a key rotation also `<file>.next` and, after it, `<file>.<keyId>.revoked`),
+ * `chain.db` (the ledger store) and `orderer/` (the solo log).
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -108,4 +109,49 @@ export function readConsortium(dir: string): { patientCodeKey: string } {
 
 export function keyFilePath(dir: string, label: string): string {
   return join(dir, DataDirFiles.keys, `${label.replace(/[^a-z0-9.-]/gi, '_')}.json`);
+}
+
+/** Where a key rotation keeps the new identity file until the ledger has taken its key. */
+export function nextIdentityPath(path: string): string {
+  return `${path}.next`;
+}
+
+/** Where a replaced identity file is kept: its encryption key still opens what was wrapped to it. */
+export function revokedIdentityPath(path: string, keyId: string): string {
+  return `${path}.${keyId}.revoked`;
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes the new identity file of a key rotation (mode 0600) before its transaction is sent, so
+ * a key the ledger takes is never one this machine lost in a crash.
+ */
+export function writeNextIdentity(path: string, file: IdentityFile): void {
+  writeJson(nextIdentityPath(path), file, true);
+  fsyncDir(dirname(path));
+}
+
+/**
+ * Once the ledger took the new key: the old file is kept as revoked, then the new one takes its
+ * place; each step is a rename made durable, so after a crash a rerun finds the `.next` file
+ * (and no current one) and finishes. Answers the path the old file was kept at.
+ */
+export function adoptNextIdentity(path: string, oldKeyId: string): string | null {
+  let kept: string | null = null;
+  if (existsSync(path)) {
+    kept = revokedIdentityPath(path, oldKeyId);
+    renameSync(path, kept);
+    fsyncDir(dirname(path));
+  }
+  renameSync(nextIdentityPath(path), path);
+  fsyncDir(dirname(path));
+  return kept;
 }
