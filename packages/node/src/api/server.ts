@@ -3,6 +3,8 @@
  * transactions, read receipts and blocks, search the record index, read a patient's consents
  * and access log, and follow new blocks and ledger events as server-sent events.
  */
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import rateLimit from '@fastify/rate-limit';
@@ -15,7 +17,7 @@ import { Id } from '@medledger/core/contracts/schemas';
 import { TxEnvelopeSchema, txIdOf } from '@medledger/core/ledger/tx';
 import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
-import { toHttpError } from './http-errors.ts';
+import { rawAnswer, rawErrorAnswer, toHttpError } from './http-errors.ts';
 import { registerVaultRoutes } from './vault-routes.ts';
 import type { VaultService } from '../vault/vault-service.ts';
 
@@ -54,6 +56,16 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     frameworkErrors: (_error, _req, reply) => {
       (reply as unknown as { code(s: number): { send(b: unknown): void } }).code(400).send(new MedledgerError('BAD_REQUEST').toJSON());
     },
+    // Node would answer a missing Host with an empty 400; the onRequest hook below answers it coded.
+    http: { requireHostHeader: false },
+    // ... and so do requests Node's HTTP parser refuses before Fastify sees them.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      // As Node itself does: answer only when no answer on this connection has begun.
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (socket.writable && inFlight?.headersSent !== true) socket.end(rawErrorAnswer(error), () => socket.destroy());
+      else socket.destroy();
+    },
     logger: o.logger
       ? {
           level: 'info',
@@ -88,8 +100,33 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((_req, reply) => reply.status(404).send(new MedledgerError('NOT_FOUND').toJSON()));
+  // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without exactly one Host.
+  app.addHook('onRequest', (req, _reply, done) => {
+    const hosts = req.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length;
+    done(
+      req.raw.httpVersion === '1.1' && hosts !== 1 ? new MedledgerError('BAD_REQUEST', { details: 'Name exactly one Host.' }) : undefined,
+    );
+  });
+  // Ajv coerces "Infinity" or 1e400 to Infinity and lets it past `minimum` and `maximum` (SQLite
+  // then refuses it as a LIMIT): no handler sees a path or query number that is not finite.
+  app.addHook('preHandler', (req, _reply, done) => {
+    const values = [req.params, req.query].flatMap((p): unknown[] => (typeof p === 'object' && p !== null ? Object.values(p).flat() : []));
+    const infinite = values.some((v) => typeof v === 'number' && !Number.isFinite(v));
+    done(infinite ? new MedledgerError('BAD_REQUEST', { details: 'A number in the path or query is not finite.' }) : undefined);
+  });
+  // Node drops a CONNECT no one listens for without a word; this node is no proxy.
+  app.server.on('connect', (_req, socket: Duplex) => {
+    socket.end(rawAnswer(405, new MedledgerError('BAD_REQUEST', { details: 'This node is not a proxy.' })), () => socket.destroy());
+  });
+  // Node answers an Expect it does not know with an empty 417 unless someone listens.
+  app.server.on('checkExpectation', (_req, res) => {
+    const body = JSON.stringify(new MedledgerError('BAD_REQUEST', { details: 'Only Expect: 100-continue is understood.' }).toJSON());
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+  });
 
   const store = peer.store;
+  /** the open server-sent event streams */
+  const streams = new Set<ServerResponse>();
   const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
   app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
@@ -362,6 +399,11 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
+      // A HEAD asks for the head only: Node would hold it back until an end that never comes.
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
       const send = (event: string, data: JsonValue | object): void => {
         res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       };
@@ -388,13 +430,20 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       };
       o.finality?.on('final', onFinal);
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      streams.add(res);
       req.raw.on('close', () => {
+        streams.delete(res);
         clearInterval(keepAlive);
         peer.off('block', onBlock);
         o.finality?.off('final', onFinal);
       });
     },
   );
+  // An open event stream would hold a stopping node forever: close() ends every one first.
+  app.addHook('preClose', (done) => {
+    for (const res of streams) res.end();
+    done();
+  });
 
   if (o.vault) await registerVaultRoutes(app, o.vault);
   return app;

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clusterDown, clusterStatus, clusterUp } from '../../cluster/local-cluster.ts';
 import { printResult } from '../output.ts';
+import { integerOption } from '../integer-option.ts';
 
 const CLI = resolve(import.meta.dirname, '../../../bin/medledger.js');
 
@@ -19,12 +20,15 @@ export function registerClusterCommands(program: Command): void {
     .option('--base-port <port>', 'API port of the first validator', '8101')
     .option('--nats-port <port>', 'client port of the first NATS server (cluster ports are +100)', '14222')
     .action(async (o: { dir: string; nats: string; validators: string; basePort: string; natsPort: string }) => {
+      // Whole numbers, and ports that stay ports for the last node and server (cluster ports are +100).
+      const natsServers = integerOption(o.nats, '--nats', 1, 99);
+      const validators = integerOption(o.validators, '--validators', 1, Number.MAX_SAFE_INTEGER);
       await clusterUp({
         dir: resolve(o.dir),
-        natsServers: Number(o.nats),
-        validators: Number(o.validators),
-        basePort: Number(o.basePort),
-        natsBasePort: Number(o.natsPort),
+        natsServers,
+        validators,
+        basePort: integerOption(o.basePort, '--base-port', 1, Math.max(1, 65536 - validators)),
+        natsBasePort: integerOption(o.natsPort, '--nats-port', 1, 65536 - 100 - natsServers),
         cli: CLI,
         log: (l) => process.stdout.write(l + '\n'),
       });

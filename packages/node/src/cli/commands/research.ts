@@ -3,7 +3,7 @@
  * aggregation; the answer is the released total, suppressed and noised), and fetches a record
  * de-identified for the study. Patients consent to a study with `consent grant --study <id>`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Identity } from '@medledger/core/client/identity';
@@ -15,6 +15,7 @@ import { readIdentityFile } from '../../config/data-dir.ts';
 import { streamingFetch } from '../../vault/streaming-fetch.ts';
 import { NodeClient } from '../node-client.ts';
 import { printResult } from '../output.ts';
+import { readJsonFile } from '../json-file.ts';
 
 const DEFAULT_NODE = process.env['MEDLEDGER_NODE'] ?? 'http://localhost:8080';
 
@@ -70,7 +71,7 @@ export function registerResearchCommands(program: Command): void {
         },
         cmd: Command,
       ) => {
-        const query = JSON.parse(readFileSync(resolve(o.query), 'utf8')) as unknown;
+        const query = readJsonFile(resolve(o.query), 'study query');
         const { txId, answer } = await signAndSubmit(o, 'research.registerStudy', {
           studyId: o.id,
           title: o.title,

@@ -3,7 +3,7 @@
  * fetch and decrypt a record from its custodian's vault, erase a record (as the patient), read a
  * vault's audit trail. Every vault request is signed here with the identity file given by `--key`.
  */
-import { createWriteStream, mkdirSync, openAsBlob, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openAsBlob, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Identity } from '@medledger/core/client/identity';
@@ -16,6 +16,7 @@ import { readIdentityFile } from '../../config/data-dir.ts';
 import { streamingFetch } from '../../vault/streaming-fetch.ts';
 import { NodeClient } from '../node-client.ts';
 import { printResult } from '../output.ts';
+import { readJsonFile } from '../json-file.ts';
 
 const DEFAULT_NODE = process.env['MEDLEDGER_NODE'] ?? 'http://localhost:8080';
 
@@ -59,7 +60,7 @@ export function registerVaultCommands(program: Command): void {
       const institution = me.label.split('/')[0]!;
       const url = await vaultUrlOf(node, institution);
       const client = new VaultClient(me, { fetch: streamingFetch });
-      const resource = JSON.parse(readFileSync(resolve(o.resource), 'utf8')) as unknown;
+      const resource = readJsonFile(resolve(o.resource), 'resource');
       const stored = await client.store(url, institution, { patientCode: o.patient, resource });
       for (const [i, path] of (o.file ?? []).entries())
         await client.uploadAttachment(url, institution, stored.objectId, i, await openAsBlob(resolve(path)));
