@@ -20,6 +20,7 @@ export const ErrorCodes = {
   BAD_REQUEST: 'The request is missing a parameter or has one of the wrong kind.',
   NOT_FOUND: 'No such object.',
   NODE_UNAVAILABLE: 'The node is stopping or not ready.',
+  STORAGE_FAILED: 'The node’s store cannot be written (disk full or I/O error).',
   INTERNAL: 'The node met an internal error; it is logged without patient data.',
   // identity and membership
   NOT_A_MEMBER: 'The author does not belong to an active member institution.',
@@ -30,6 +31,9 @@ export const ErrorCodes = {
   PROPOSAL_CLOSED: 'The proposal has already been decided.',
   KEY_POSSESSION_INVALID: 'The proof that the patient holds the key does not verify.',
   PATIENT_UNKNOWN: 'No patient is registered under this patient code.',
+  NOT_HOME_INSTITUTION: 'Only staff of the patient’s home institution may do this.',
+  PATIENT_FROZEN: 'The patient’s keys are frozen after a reported loss; their home institution restores them with new keys.',
+  MEMBER_KEY_POSSESSION_INVALID: 'The proof that the institution holds its new key does not verify.',
   // records
   RECORD_NOT_FOUND: 'No record with this identifier is in the index.',
   RECORD_NOT_CUSTODIAN: 'Only the custodian institution may change this record.',
@@ -79,6 +83,9 @@ export const ErrorCodes = {
   CHAIN_BROKEN: 'The stored chain does not verify.',
   STATE_MISMATCH: 'The stored world state differs from the state the chain produces.',
   GENESIS_INVALID: 'The genesis document is not valid.',
+  FINALITY_INVALID: 'A stored finality vote, certificate or validator set does not verify against the chain and its validators.',
+  VAULT_TAMPERED: 'The vault’s stored data differs from what was written: a seal, hash, chain link or the ledger’s index does not match.',
+  DATA_DIR_TAMPERED: 'A file of the node’s data directory is damaged or disagrees with the ledger.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -276,3 +276,103 @@ export class SoloOrderer implements Orderer {
     this.fd = -1;
   }
 }
+
+/** What `verifySoloLog` needs of the (verified) ledger. */
+export interface SoloLogLedgerView {
+  /** the height of the last committed block */
+  top: number;
+  /** the orderer position stored with block `height` (0 for genesis) */
+  position(height: number): number;
+  /** the txIds of block `height`, in order */
+  txIds(height: number): string[];
+  /** the tx envelopes of block `height` as JSON, in order */
+  txTexts(height: number): string[];
+  /** the height of the block holding `txId`, if any */
+  heightOf(txId: string): number | undefined;
+}
+
+function logDamaged(file: string, what: string, at: { offset?: number; seq?: number } = {}): never {
+  throw new MedledgerError('CHAIN_BROKEN', {
+    details: `Orderer log ${file}${at.seq === undefined ? '' : ` entry ${at.seq}`}: ${what}.`,
+    payload: { file, ...at, what },
+  });
+}
+
+/**
+ * `medledger verify` for the solo log, read-only: every frame must be whole (length, CRC-32, a
+ * well-formed tx), the segments must not overlap, and every entry at or below the committed
+ * position must be in the chain — in the block whose position range holds it, byte for byte, or
+ * an earlier one when it repeated a committed tx — while every block the log still covers must
+ * hold only entries of its range. Only a torn frame at the very end of the last segment is
+ * accepted, and only above the committed position: a crash can leave one there, never
+ * acknowledged. Start-up cuts such a tail (recover); it would cut a damaged frame in the last
+ * segment the same way, with what follows it, so run verify before restarting a suspect node.
+ */
+export function verifySoloLog(dir: string, maxTxBytes: number, ledger: SoloLogLedgerView): { segments: number; entries: number } {
+  const committed = ledger.position(ledger.top);
+  const names = readdirSync(dir).sort();
+  const entries = new Map<number, { txId: string; text: string; file: string }>();
+  let nextFree = 0;
+  let lastSeq = 0;
+  names.forEach((name, i) => {
+    const file = `orderer/${name}`;
+    const m = SEGMENT_RE.exec(name);
+    if (m === null) logDamaged(file, 'is not a segment of the log');
+    const firstSeq = Number(m[1]);
+    if (firstSeq < 1 || firstSeq < nextFree) logDamaged(file, 'overlaps the segment before it');
+    const isLast = i === names.length - 1;
+    const buf = readFileSync(join(dir, name));
+    let off = 0;
+    let seq = firstSeq;
+    while (off < buf.length) {
+      const len = off + 8 <= buf.length ? buf.readUInt32LE(off) : -1;
+      const whole = len > 0 && off + 8 + len <= buf.length;
+      if (!whole) {
+        const zeros = buf.subarray(off).every((b) => b === 0);
+        // A torn tail: cut short, or zero-filled by a crash before its fsync.
+        if (isLast && (len < 0 || off + 8 + len > buf.length || zeros) && seq > committed) break;
+        logDamaged(file, `is damaged at byte ${off}`, { offset: off, seq });
+      }
+      const payload = buf.subarray(off + 8, off + 8 + len);
+      if (crc32(payload) !== buf.readUInt32LE(off + 4)) logDamaged(file, `fails its checksum at byte ${off}`, { offset: off, seq });
+      let txId: string;
+      try {
+        txId = decodeTx(JSON.parse(payload.toString('utf8')), maxTxBytes).txId;
+      } catch {
+        logDamaged(file, `holds no well-formed tx at byte ${off}`, { offset: off, seq });
+      }
+      entries.set(seq, { txId, text: payload.toString('utf8'), file });
+      lastSeq = seq;
+      off += 8 + len;
+      seq++;
+    }
+    nextFree = seq;
+  });
+
+  // Each committed entry, against the block whose position range holds it.
+  let h = 1;
+  for (const [seq, e] of [...entries].sort((a, b) => a[0] - b[0])) {
+    if (seq > committed) break;
+    while (h <= ledger.top && ledger.position(h) < seq) h++;
+    const at = ledger.heightOf(e.txId);
+    if (at === undefined || at > h) logDamaged(e.file, 'was committed but is not in the chain', { seq });
+    if (at === h) {
+      const i = ledger.txIds(h).indexOf(e.txId);
+      if (ledger.txTexts(h)[i] !== e.text) logDamaged(e.file, `differs from the tx in block ${h}`, { seq });
+    }
+  }
+  // Each block whose whole range the log still holds took its txs from that range only.
+  for (let b = 1; b <= ledger.top; b++) {
+    const from = ledger.position(b - 1) + 1;
+    const to = ledger.position(b);
+    if (to > lastSeq) break;
+    let held = to >= from;
+    for (let s = from; held && s <= to; s++) held = entries.has(s);
+    if (!held) continue;
+    const inRange = new Set<string>();
+    for (let s = from; s <= to; s++) inRange.add(entries.get(s)!.txId);
+    const missing = ledger.txIds(b).find((id) => !inRange.has(id));
+    if (missing !== undefined) logDamaged(entries.get(from)!.file, `lacks a tx of block ${b} in its range`, { seq: from });
+  }
+  return { segments: names.length, entries: entries.size };
+}

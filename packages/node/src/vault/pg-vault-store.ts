@@ -5,14 +5,16 @@
  */
 import pg from 'pg';
 import { MedledgerError } from '@medledger/core/errors';
-import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultRecordState, VaultStore } from './vault-store.ts';
+import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultRecordState, VaultScan, VaultStore, VaultTable } from './vault-store.ts';
 import {
   ATTACHMENT_COLUMNS,
   AUDIT_COLUMNS,
   RECORD_COLUMNS,
   VAULT_SCHEMA_VERSION,
   attachmentOf,
+  auditDigest,
   auditOf,
+  auditRowOf,
   checkIndex,
   checkNewRecord,
   recordOf,
@@ -87,9 +89,12 @@ const SCHEMA = [
     action text NOT NULL,
     outcome text NOT NULL,
     code text,
-    ledger_tx text
+    ledger_tx text,
+    digest text
   )`,
   'CREATE INDEX IF NOT EXISTS vault_audit_custodian ON vault_audit (custodian, seq)',
+  // Version 1 → 2: the audit trail's hash chain (store-helpers.ts, auditDigest).
+  'ALTER TABLE vault_audit ADD COLUMN IF NOT EXISTS digest text',
 ];
 
 const UNIQUE_VIOLATION = '23505';
@@ -115,7 +120,12 @@ export class PgVaultStore implements VaultStore {
         String(VAULT_SCHEMA_VERSION),
       ]);
       const { rows } = await c.query<{ v: string }>("SELECT v FROM vault_meta WHERE k = 'schemaVersion'");
-      const version = rows[0]?.v;
+      let version = rows[0]?.v;
+      if (version === '1') {
+        // The column was added above; rows already written stay unchained.
+        await c.query("UPDATE vault_meta SET v = $1 WHERE k = 'schemaVersion'", [String(VAULT_SCHEMA_VERSION)]);
+        version = String(VAULT_SCHEMA_VERSION);
+      }
       if (version !== String(VAULT_SCHEMA_VERSION)) {
         throw new MedledgerError('INTERNAL', {
           details: `The vault database has schema version ${version}; this node knows ${VAULT_SCHEMA_VERSION}.`,
@@ -296,25 +306,34 @@ export class PgVaultStore implements VaultStore {
   async audit(entry: VaultAuditEntry): Promise<number> {
     // Readers page with `seq > afterSeq`, so entries must become visible in seq order: an
     // identity value taken by a transaction that commits later would be skipped. The advisory
-    // lock, taken before the value is drawn and held to commit, serialises the inserts.
-    const { rows } = await this.pool.query<{ seq: number }>(
-      `WITH serial AS (SELECT pg_advisory_xact_lock($10::bigint))
-       INSERT INTO vault_audit (time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx)
-       SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text FROM serial RETURNING seq`,
-      [
-        entry.time,
-        entry.custodian,
-        entry.requester,
-        entry.recordId,
-        entry.objectId,
-        entry.action,
-        entry.outcome,
-        entry.code,
-        entry.ledgerTx,
-        LOCK_AUDIT,
-      ],
-    );
-    return rows[0]!.seq;
+    // lock, taken before the value is drawn and held to commit, serialises the inserts — and
+    // makes the last row read under it the previous link of the hash chain.
+    return this.transaction(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_AUDIT]);
+      const { rows } = await c.query<{ prev: string | null; seq: number }>(
+        `SELECT (SELECT digest FROM vault_audit ORDER BY seq DESC LIMIT 1) AS prev,
+                nextval(pg_get_serial_sequence('vault_audit', 'seq')) AS seq`,
+      );
+      const row = auditRowOf(rows[0]!.seq, entry);
+      await c.query(
+        `INSERT INTO vault_audit (seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx, digest)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [
+          row.seq,
+          row.time,
+          row.custodian,
+          row.requester,
+          row.record_id,
+          row.object_id,
+          row.action,
+          row.outcome,
+          row.code,
+          row.ledger_tx,
+          auditDigest(rows[0]!.prev ?? '', row),
+        ],
+      );
+      return row.seq;
+    });
   }
 
   async auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]> {
@@ -395,3 +414,95 @@ const types: pg.CustomTypesConfig = {
   getTypeParser: (oid, format) =>
     oid === pg.types.builtins.INT8 ? parseInt8 : (pg.types.getTypeParser(oid, format) as (v: string) => unknown),
 };
+
+const PG_TABLES: Readonly<Record<VaultTable, string>> = {
+  meta: 'vault_meta',
+  records: 'vault_records',
+  attachments: 'vault_attachments',
+  chunks: 'vault_chunks',
+  nonces: 'vault_nonces',
+  audit: 'vault_audit',
+};
+
+/** Every row of a PostgreSQL vault as stored, in one read-only transaction's snapshot, for `medledger verify`. */
+export class PgVaultScan implements VaultScan {
+  readonly tables = PG_TABLES;
+  readonly file = null;
+  private readonly client: pg.Client;
+  private opened: Promise<void> | null = null;
+
+  constructor(connectionString: string) {
+    this.client = new pg.Client({ connectionString, types });
+  }
+
+  /** One snapshot for the whole check, so a vault in use is seen as of one instant. */
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    this.opened ??= (async () => {
+      await this.client.connect();
+      await this.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    })();
+    await this.opened;
+    return (await this.client.query<R>(text, values)).rows;
+  }
+
+  damage(): Promise<string[]> {
+    // PostgreSQL checks its pages as it reads them (and with data checksums, when the cluster
+    // has them); a page it cannot read fails the queries below.
+    return Promise.resolve([]);
+  }
+
+  meta(): Promise<{ k: string; v: string }[]> {
+    return this.q('SELECT k, v FROM vault_meta ORDER BY k');
+  }
+
+  records(afterObjectId: string, limit: number): Promise<RecordRow[]> {
+    return this.q(`SELECT ${RECORD_COLUMNS} FROM vault_records WHERE object_id > $1 ORDER BY object_id LIMIT $2`, [afterObjectId, limit]);
+  }
+
+  attachments(after: readonly [string, number], limit: number): Promise<AttachmentRow[]> {
+    return this.q(
+      `SELECT ${ATTACHMENT_COLUMNS} FROM vault_attachments WHERE (object_id, idx) > ($1, $2) ORDER BY object_id, idx LIMIT $3`,
+      [...after, limit],
+    );
+  }
+
+  async chunk(objectId: string, index: number, seq: number): Promise<Uint8Array | undefined> {
+    const rows = await this.q<{ bytes: Buffer }>('SELECT bytes FROM vault_chunks WHERE object_id = $1 AND idx = $2 AND seq = $3', [
+      objectId,
+      index,
+      seq,
+    ]);
+    return rows[0] === undefined ? undefined : toBytes(rows[0].bytes);
+  }
+
+  chunkKeys(after: readonly [string, number, number], limit: number): Promise<{ object_id: string; idx: number; seq: number }[]> {
+    return this.q(
+      'SELECT object_id, idx, seq FROM vault_chunks WHERE (object_id, idx, seq) > ($1, $2, $3) ORDER BY object_id, idx, seq LIMIT $4',
+      [...after, limit],
+    );
+  }
+
+  nonces(after: readonly [string, string], limit: number): Promise<{ key_id: string; nonce: string; expires_at: number }[]> {
+    return this.q('SELECT key_id, nonce, expires_at FROM vault_nonces WHERE (key_id, nonce) > ($1, $2) ORDER BY key_id, nonce LIMIT $3', [
+      ...after,
+      limit,
+    ]);
+  }
+
+  audit(afterSeq: number, limit: number): Promise<(AuditRow & { digest: string | null })[]> {
+    return this.q(`SELECT ${AUDIT_COLUMNS}, digest FROM vault_audit WHERE seq > $1 ORDER BY seq LIMIT $2`, [afterSeq, limit]);
+  }
+
+  async auditCounter(): Promise<number> {
+    // The identity's sequence: its last value, or null if none was drawn yet.
+    const rows = await this.q<{ n: number | null }>(
+      "SELECT pg_sequence_last_value(pg_get_serial_sequence('vault_audit', 'seq')::regclass) AS n",
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.opened !== null) await this.opened.then(() => this.client.query('ROLLBACK')).catch(() => undefined);
+    await this.client.end().catch(() => undefined);
+  }
+}

@@ -4,14 +4,16 @@
  */
 import Database from 'better-sqlite3';
 import { MedledgerError } from '@medledger/core/errors';
-import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultStore } from './vault-store.ts';
+import type { VaultAttachment, VaultAuditEntry, VaultRecord, VaultScan, VaultStore, VaultTable } from './vault-store.ts';
 import {
   ATTACHMENT_COLUMNS,
   AUDIT_COLUMNS,
   RECORD_COLUMNS,
   VAULT_SCHEMA_VERSION,
   attachmentOf,
+  auditDigest,
   auditOf,
+  auditRowOf,
   checkIndex,
   checkNewRecord,
   recordOf,
@@ -80,7 +82,8 @@ const SCHEMA = [
     action TEXT NOT NULL,
     outcome TEXT NOT NULL,
     code TEXT,
-    ledger_tx TEXT
+    ledger_tx TEXT,
+    digest TEXT
   ) STRICT`,
   'CREATE INDEX IF NOT EXISTS audit_custodian ON audit(custodian, seq)',
 ];
@@ -107,7 +110,14 @@ export class SqliteVaultStore implements VaultStore {
         .transaction(() => {
           for (const s of SCHEMA) this.db.exec(s);
           this.db.prepare("INSERT INTO meta(k, v) VALUES ('schemaVersion', ?) ON CONFLICT(k) DO NOTHING").run(String(VAULT_SCHEMA_VERSION));
-          const version = this.db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'schemaVersion'").get()?.v;
+          let version = this.db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'schemaVersion'").get()?.v;
+          if (version === '1') {
+            // Version 2 chains the audit trail; rows already written stay as they are.
+            const columns = this.db.prepare<[], string>("SELECT name FROM pragma_table_info('audit')").pluck().all();
+            if (!columns.includes('digest')) this.db.exec('ALTER TABLE audit ADD COLUMN digest TEXT');
+            this.db.prepare("UPDATE meta SET v = ? WHERE k = 'schemaVersion'").run(String(VAULT_SCHEMA_VERSION));
+            version = String(VAULT_SCHEMA_VERSION);
+          }
           if (version !== String(VAULT_SCHEMA_VERSION)) {
             throw new MedledgerError('INTERNAL', {
               details: `The vault database has schema version ${version}; this node knows ${VAULT_SCHEMA_VERSION}.`,
@@ -279,20 +289,32 @@ export class SqliteVaultStore implements VaultStore {
   }
 
   audit(entry: VaultAuditEntry): Promise<number> {
-    return settle(() => {
-      const r = this.s.insertAudit.run(
-        entry.time,
-        entry.custodian,
-        entry.requester,
-        entry.recordId,
-        entry.objectId,
-        entry.action,
-        entry.outcome,
-        entry.code,
-        entry.ledgerTx,
-      );
-      return Number(r.lastInsertRowid);
-    });
+    // The seq is chosen here, as AUTOINCREMENT would (above every seq ever handed out), so the
+    // row is written once with its digest; the write lock makes this the next row of the chain.
+    return settle(() =>
+      this.db
+        .transaction(() => {
+          const last = this.s.lastAudit.get();
+          const seq = Math.max(last?.seq ?? 0, this.s.auditSequence.get() ?? 0) + 1;
+          const row = auditRowOf(seq, entry);
+          const digest = auditDigest(last?.digest ?? '', row);
+          this.s.insertAudit.run(
+            seq,
+            row.time,
+            row.custodian,
+            row.requester,
+            row.record_id,
+            row.object_id,
+            row.action,
+            row.outcome,
+            row.code,
+            row.ledger_tx,
+            digest,
+          );
+          return seq;
+        })
+        .immediate(),
+    );
   }
 
   auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]> {
@@ -345,8 +367,10 @@ export class SqliteVaultStore implements VaultStore {
         'INSERT INTO nonces(key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT(key_id, nonce) DO NOTHING',
       ),
       insertAudit: db.prepare<Bind>(
-        'INSERT INTO audit(time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO audit(seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      lastAudit: db.prepare<[], { seq: number; digest: string | null }>('SELECT seq, digest FROM audit ORDER BY seq DESC LIMIT 1'),
+      auditSequence: db.prepare<[], number>("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").pluck(),
       auditEntries: db.prepare<[string, number, number], AuditRow>(
         `SELECT ${AUDIT_COLUMNS} FROM audit WHERE custodian = ? AND seq > ? ORDER BY seq LIMIT ?`,
       ),
@@ -382,4 +406,127 @@ function settle<T>(f: () => T): Promise<T> {
 
 function optionalRecord(r: RecordRow | undefined): VaultRecord | undefined {
   return r === undefined ? undefined : recordOf(r);
+}
+
+const SQLITE_TABLES: Readonly<Record<VaultTable, string>> = {
+  meta: 'meta',
+  records: 'records',
+  attachments: 'attachments',
+  chunks: 'chunks',
+  nonces: 'nonces',
+  audit: 'audit',
+};
+
+/** Every row of a SQLite vault as stored, read-only, for `medledger verify`. */
+export class SqliteVaultScan implements VaultScan {
+  readonly tables = SQLITE_TABLES;
+  private readonly db: Database.Database;
+
+  constructor(readonly file: string) {
+    this.db = new Database(file, { readonly: true, fileMustExist: true });
+  }
+
+  damage(): Promise<string[]> {
+    return settle(() => {
+      const problems = this.db
+        .prepare<[], string>('PRAGMA integrity_check')
+        .pluck()
+        .all()
+        .filter((m) => m !== 'ok');
+      // The tables as init() makes them, whitespace aside (a version-1 store's audit table was
+      // respelled by ALTER TABLE): a changed definition changes what the store accepts.
+      const fresh = new Database(':memory:');
+      try {
+        for (const s of SCHEMA) fresh.exec(s);
+        const definitions = (db: Database.Database): Map<string, string> =>
+          new Map(
+            db
+              .prepare<[], { type: string; name: string; tbl: string; sql: string | null }>(
+                'SELECT type, name, tbl_name AS tbl, sql FROM sqlite_master',
+              )
+              .all()
+              .map((r) => [r.name, `${r.type} ${r.tbl} ${(r.sql ?? '').replace(/\s+/g, '')}`]),
+          );
+        const want = definitions(fresh);
+        const have = definitions(this.db);
+        for (const [name, def] of have) if (want.get(name) !== def) problems.push(`the definition of ${name} differs from the vault’s`);
+        for (const name of want.keys()) if (!have.has(name)) problems.push(`${name} is missing`);
+      } finally {
+        fresh.close();
+      }
+      return problems;
+    });
+  }
+
+  meta(): Promise<{ k: string; v: string }[]> {
+    return settle(() => this.db.prepare<[], { k: string; v: string }>('SELECT k, v FROM meta ORDER BY k').all());
+  }
+
+  records(afterObjectId: string, limit: number): Promise<RecordRow[]> {
+    return settle(() =>
+      this.db
+        .prepare<[string, number], RecordRow>(`SELECT ${RECORD_COLUMNS} FROM records WHERE object_id > ? ORDER BY object_id LIMIT ?`)
+        .all(afterObjectId, limit),
+    );
+  }
+
+  attachments(after: readonly [string, number], limit: number): Promise<AttachmentRow[]> {
+    return settle(() =>
+      this.db
+        .prepare<[string, number, number], AttachmentRow>(
+          `SELECT ${ATTACHMENT_COLUMNS} FROM attachments WHERE (object_id, idx) > (?, ?) ORDER BY object_id, idx LIMIT ?`,
+        )
+        .all(...after, limit),
+    );
+  }
+
+  chunk(objectId: string, index: number, seq: number): Promise<Uint8Array | undefined> {
+    return settle(() => {
+      const b = this.db
+        .prepare<[string, number, number], Buffer>('SELECT bytes FROM chunks WHERE object_id = ? AND idx = ? AND seq = ?')
+        .pluck()
+        .get(objectId, index, seq);
+      return b === undefined ? undefined : toBytes(b);
+    });
+  }
+
+  chunkKeys(after: readonly [string, number, number], limit: number): Promise<{ object_id: string; idx: number; seq: number }[]> {
+    return settle(() =>
+      this.db
+        .prepare<[string, number, number, number], { object_id: string; idx: number; seq: number }>(
+          'SELECT object_id, idx, seq FROM chunks WHERE (object_id, idx, seq) > (?, ?, ?) ORDER BY object_id, idx, seq LIMIT ?',
+        )
+        .all(...after, limit),
+    );
+  }
+
+  nonces(after: readonly [string, string], limit: number): Promise<{ key_id: string; nonce: string; expires_at: number }[]> {
+    return settle(() =>
+      this.db
+        .prepare<[string, string, number], { key_id: string; nonce: string; expires_at: number }>(
+          'SELECT key_id, nonce, expires_at FROM nonces WHERE (key_id, nonce) > (?, ?) ORDER BY key_id, nonce LIMIT ?',
+        )
+        .all(...after, limit),
+    );
+  }
+
+  audit(afterSeq: number, limit: number): Promise<(AuditRow & { digest: string | null })[]> {
+    return settle(() =>
+      this.db
+        .prepare<[number, number], AuditRow & { digest: string | null }>(
+          `SELECT ${AUDIT_COLUMNS}, digest FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`,
+        )
+        .all(afterSeq, limit),
+    );
+  }
+
+  auditCounter(): Promise<number> {
+    return settle(() => this.db.prepare<[], number | null>("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").pluck().get() ?? 0);
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.db.open) this.db.close();
+    });
+  }
 }

@@ -1,11 +1,16 @@
 /**
  * What both vault stores check and convert the same way: a new record's shape, an attachment
- * index, and bytes to and from the Buffers the database drivers use.
+ * index, the audit trail's hash chain, and bytes to and from the Buffers the database drivers use.
  */
+import { createHash } from 'node:crypto';
 import { MedledgerError } from '@medledger/core/errors';
 import type { VaultAttachment, VaultAuditEntry, VaultAuditOutcome, VaultRecord, VaultRecordState } from './vault-store.ts';
 
-export const VAULT_SCHEMA_VERSION = 1;
+/**
+ * 2: audit rows carry `digest`, a hash chain (see auditDigest). A version-1 store is migrated on
+ * `init()`: the column is added, rows written before stay unchained, the chain starts after them.
+ */
+export const VAULT_SCHEMA_VERSION = 2;
 const OBJECT_ID = /^[0-9a-f]{32}$/;
 
 export const RECORD_COLUMNS =
@@ -57,6 +62,48 @@ export interface AuditRow {
 }
 
 export type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
+
+/**
+ * The audit trail's hash chain: each row's digest is SHA-256 over the previous row's digest and
+ * every field of the row, its seq included, so a changed, reordered or renumbered row breaks the
+ * chain at that row. The first chained row follows '' (an empty store, or rows written by a
+ * version-1 store, which have no digest). Unkeyed: it shows damage and edits by anyone who does
+ * not also recompute every later digest; the last rows can be cut off unseen (nothing anchors
+ * the head outside the database).
+ */
+export function auditDigest(prev: string, a: AuditRow): string {
+  const fields = [
+    'medledger/vault-audit/v1',
+    prev,
+    a.seq,
+    a.time,
+    a.custodian,
+    a.requester,
+    a.record_id,
+    a.object_id,
+    a.action,
+    a.outcome,
+    a.code,
+    a.ledger_tx,
+  ];
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+}
+
+/** The audit columns of an entry about to be stored as row `seq`. */
+export function auditRowOf(seq: number, e: VaultAuditEntry): AuditRow {
+  return {
+    seq,
+    time: e.time,
+    custodian: e.custodian,
+    requester: e.requester,
+    record_id: e.recordId,
+    object_id: e.objectId,
+    action: e.action,
+    outcome: e.outcome,
+    code: e.code,
+    ledger_tx: e.ledgerTx,
+  };
+}
 
 /** A new record's values in the order of RECORD_COLUMNS. */
 export function recordValues(record: VaultRecord): (string | number | Buffer | null)[] {

@@ -111,6 +111,8 @@ export interface ServedRecord {
 }
 
 const DEFAULT_ATTACHMENT_WINDOW = 15 * 60_000;
+/** The audit action of a stored record; its audit row vouches for the record's createdAt. */
+export const STORE_RECORD_ACTION = 'POST /vault/:institution/records';
 
 export class VaultService {
   private readonly vaults = new Map<string, HostedVault>();
@@ -290,8 +292,8 @@ export class VaultService {
     throw new MedledgerError('ROLE_FORBIDDEN');
   }
 
-  private async auditEntry(e: Omit<VaultAuditEntry, 'time'>): Promise<void> {
-    await this.o.store.audit({ ...e, time: this.now() });
+  private async auditEntry(e: Omit<VaultAuditEntry, 'time'>, time = this.now()): Promise<void> {
+    await this.o.store.audit({ ...e, time });
   }
 
   private requesterLabel(r: Requester): string {
@@ -302,7 +304,7 @@ export class VaultService {
 
   /** Validates, encrypts and keeps a record sent by staff of `custodian`; answers its index fields. */
   async storeRecord(r: Requester, custodian: string, body: { patientCode?: unknown; resource?: unknown }): Promise<StoreAnswer> {
-    const action = 'POST /vault/:institution/records';
+    const action = STORE_RECORD_ACTION;
     try {
       const vault = this.vault(custodian);
       if (r.kind !== 'staff' || r.staff.institution !== custodian)
@@ -355,16 +357,21 @@ export class VaultService {
       await this.o.store.putRecord(record);
       const attachments = describeAttachments(resource);
       for (const a of attachments) await this.o.store.addAttachment({ objectId, ...a });
-      await this.auditEntry({
-        custodian,
-        requester: r.staff.staffId,
-        recordId: null,
-        objectId,
-        action,
-        outcome: 'stored',
-        code: null,
-        ledgerTx: null,
-      });
+      // Audited at the record's own createdAt: the hash-chained trail then vouches for that
+      // column too, which nothing else covers (verify-vault.ts).
+      await this.auditEntry(
+        {
+          custodian,
+          requester: r.staff.staffId,
+          recordId: null,
+          objectId,
+          action,
+          outcome: 'stored',
+          code: null,
+          ledgerTx: null,
+        },
+        record.createdAt,
+      );
       return {
         objectId,
         attachments,
@@ -566,7 +573,9 @@ export class VaultService {
         }
         keyEnvelope = await wrapDataKey(dataKey, r.staff.encryptionKey);
       } else {
-        keyEnvelope = entry.keyEnvelopes!.patient;
+        // Wrapped now to the patient's current key: the envelope on the ledger was made for the
+        // key they had when the record was registered, which a key rotation has since replaced.
+        keyEnvelope = await wrapDataKey(await this.unsealKey(vault, held), r.patient.encryptionKey);
       }
       const attachments = (await this.o.store.attachments(held.objectId)).map((a) => ({
         index: a.index,

@@ -8,6 +8,7 @@
  * destroys the sealed key and the ciphertext in one transaction (crypto-shredding) and keeps the
  * hashes. Every write is durable before its promise resolves.
  */
+import type { AttachmentRow, AuditRow, RecordRow } from './store-helpers.ts';
 
 export type VaultRecordState = 'pending' | 'registered' | 'erased';
 
@@ -119,4 +120,31 @@ export interface VaultStore {
   audit(entry: VaultAuditEntry): Promise<number>;
   /** Audit entries of one custodian, oldest first, after `afterSeq`. */
   auditEntries(custodian: string, afterSeq: number, limit: number): Promise<VaultAuditEntry[]>;
+}
+
+/** The vault's tables by what they hold; each backend names them its own way. */
+export type VaultTable = 'meta' | 'records' | 'attachments' | 'chunks' | 'nonces' | 'audit';
+
+/**
+ * Read-only access to every row exactly as stored, for `medledger verify` (verify-vault.ts).
+ * Rows come in primary-key order, a page at a time after the last key seen, so a large vault is
+ * checked in bounded memory. Both backends implement it next to their schema.
+ */
+export interface VaultScan {
+  /** each table's name in this backend, for messages */
+  readonly tables: Readonly<Record<VaultTable, string>>;
+  /** the database file (SQLite), or null for a server */
+  readonly file: string | null;
+  /** structural damage the database itself finds (SQLite's integrity_check); [] when none */
+  damage(): Promise<string[]>;
+  meta(): Promise<{ k: string; v: string }[]>;
+  records(afterObjectId: string, limit: number): Promise<RecordRow[]>;
+  attachments(after: readonly [string, number], limit: number): Promise<AttachmentRow[]>;
+  chunk(objectId: string, index: number, seq: number): Promise<Uint8Array | undefined>;
+  chunkKeys(after: readonly [string, number, number], limit: number): Promise<{ object_id: string; idx: number; seq: number }[]>;
+  nonces(after: readonly [string, string], limit: number): Promise<{ key_id: string; nonce: string; expires_at: number }[]>;
+  audit(afterSeq: number, limit: number): Promise<(AuditRow & { digest: string | null })[]>;
+  /** the next audit seq the backend would hand out, less one (never below the highest seq) */
+  auditCounter(): Promise<number>;
+  close(): Promise<void>;
 }
