@@ -12,9 +12,17 @@ import { randomInt } from 'node:crypto';
 import { verifyCertificate, type FinalityCertificate, type Validator } from '@medledger/core/ledger/finality';
 import { keyId } from '@medledger/core/crypto/ed25519';
 import { verifyReceipt, type Receipt } from '@medledger/core/ledger/receipt';
-import { writeJson } from '../packages/node/src/config/data-dir.ts';
 import { NatsCluster } from './nats-cluster.ts';
-import { NodeProcess, enrolCast, freePort, http, makeNetwork, recordBody, type Cast, type TestNetwork } from './test-network.ts';
+import {
+  NodeProcess,
+  enrolCast,
+  http,
+  makeNetwork,
+  recordBody,
+  writeNatsNodeConfigs,
+  type Cast,
+  type TestNetwork,
+} from './test-network.ts';
 
 const VALIDATORS = ['hosp-a', 'hosp-b', 'clinic-c', 'lab-d'];
 const TRIALS = 10;
@@ -33,15 +41,7 @@ async function startNode(id: string): Promise<NodeProcess> {
 beforeAll(async () => {
   cluster = await NatsCluster.start(3);
   net = await makeNetwork({ maxTxPerBlock: 200, batchTimeoutMs: 20 });
-  for (const id of VALIDATORS) {
-    ports.set(id, await freePort());
-    writeJson(join(net.nodeDir(id), 'node.json'), {
-      institution: id,
-      ordering: { kind: 'nats', servers: cluster.urls, stream: `ML_${net.network.slice(0, 16)}`, replicas: 3 },
-      api: { host: '127.0.0.1', port: ports.get(id)! },
-      rateLimitPerMinute: 1_000_000,
-    });
-  }
+  await writeNatsNodeConfigs(net, VALIDATORS, cluster.urls, { prefix: 'ML', replicas: 3, ports });
   await Promise.all(VALIDATORS.map(startNode));
   cast = await enrolCast(nodes.get('hosp-a')!.url, net, { 'hosp-a/doc': 'doctor', 'hosp-a/ops': 'operator' }, ['hosp-a']);
 }, 180_000);

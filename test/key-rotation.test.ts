@@ -23,13 +23,13 @@ import {
   CLI,
   NodeProcess,
   enrolCast,
-  freePort,
   http,
   makeNetwork,
   recordBody,
   send,
   sendTx,
   tempDir,
+  writeNatsNodeConfigs,
   type Cast,
   type TestNetwork,
 } from './test-network.ts';
@@ -398,15 +398,7 @@ describe('on a NATS consortium of four validators', () => {
   beforeAll(async () => {
     cluster = await NatsCluster.start(1);
     net = await makeNetwork({ maxTxPerBlock: 100, batchTimeoutMs: 20 });
-    for (const id of VALIDATORS) {
-      ports.set(id, await freePort());
-      writeJson(join(net.nodeDir(id), 'node.json'), {
-        institution: id,
-        ordering: { kind: 'nats', servers: cluster.urls, stream: `KR_${net.network.slice(0, 16)}`, replicas: 1 },
-        api: { host: '127.0.0.1', port: ports.get(id)! },
-        rateLimitPerMinute: 1_000_000,
-      });
-    }
+    await writeNatsNodeConfigs(net, VALIDATORS, cluster.urls, { prefix: 'KR', replicas: 1, ports });
     await Promise.all(VALIDATORS.map(startNode));
     cast = await enrolCast(url('hosp-a'), net, { 'hosp-a/doc': 'doctor' }, ['hosp-a']);
   }, 180_000);

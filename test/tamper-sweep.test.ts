@@ -40,7 +40,7 @@ import { verifyVault } from '../packages/node/src/vault/verify-vault.ts';
 import type { VaultAuditEntry, VaultStore } from '../packages/node/src/vault/vault-store.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { PostgresServer } from './postgres-server.ts';
-import { CLI, enrolCast, makeNetwork, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
+import { CLI, enrolCast, makeNetwork, observation, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
 
 const ciEnv = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
 if (ciEnv?.['CI'] === 'true') fc.configureGlobal({ seed: 20261121 });
@@ -62,17 +62,6 @@ let aDir: string;
 let bDir: string;
 let cDir: string;
 let pgUrl: string;
-
-function observation(note: string): JsonObject {
-  return {
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: 'http://loinc.org', code: '718-7', display: 'Hemoglobin' }], text: note },
-    subject: { reference: 'Patient/synthetic-1' },
-    effectiveDateTime: '2026-11-01T09:30:00Z',
-    valueQuantity: { value: 13.2, unit: 'g/dL' },
-  };
-}
 
 function documentWith(file: Uint8Array): JsonObject {
   return {

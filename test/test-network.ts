@@ -173,6 +173,40 @@ export async function enrolCast(
   return { staff, patients };
 }
 
+/** A small valid FHIR Observation (synthetic, no real person), the record the vault tests store. */
+export function observation(note: string): JsonObject {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '718-7', display: 'Hemoglobin' }], text: note },
+    subject: { reference: 'Patient/synthetic-1' },
+    effectiveDateTime: '2026-11-01T09:30:00Z',
+    valueQuantity: { value: 13.2, unit: 'g/dL' },
+  };
+}
+
+/**
+ * Writes each validator's `node.json` for ordering on a NATS stream (one per network, `prefix`
+ * naming it), on a free loopback port it answers in `ports`.
+ */
+export async function writeNatsNodeConfigs(
+  net: TestNetwork,
+  validators: readonly string[],
+  natsUrls: string[],
+  o: { prefix: string; replicas: number; ports: Map<string, number>; extra?: (id: string) => JsonObject },
+): Promise<void> {
+  for (const id of validators) {
+    o.ports.set(id, await freePort());
+    writeJson(join(net.nodeDir(id), DataDirFiles.config), {
+      institution: id,
+      ordering: { kind: 'nats', servers: natsUrls, stream: `${o.prefix}_${net.network.slice(0, 16)}`, replicas: o.replicas },
+      api: { host: '127.0.0.1', port: o.ports.get(id)! },
+      rateLimitPerMinute: 1_000_000,
+      ...(o.extra?.(id) ?? {}),
+    });
+  }
+}
+
 /** A record index body with syntactically valid hashes (the ledger never sees plaintext). */
 export function recordBody(patientCode: string, category: string, seed: string, extra: JsonObject = {}): JsonObject {
   const hex = (s: string): string => Buffer.from(s.padEnd(32, '.').slice(0, 32)).toString('hex');

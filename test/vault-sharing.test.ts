@@ -29,7 +29,7 @@ import Database from 'better-sqlite3';
 import { verifyStore } from '../packages/node/src/store/verify-store.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { PostgresServer } from './postgres-server.ts';
-import { enrolCast, http, makeNetwork, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
+import { enrolCast, http, makeNetwork, observation, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
 
 const INSTITUTIONS = [
   { id: 'hosp-a', name: 'Hospital A', kind: 'hospital', validator: true },
@@ -70,17 +70,6 @@ async function settle(n: LedgerNode, other: LedgerNode): Promise<void> {
 function indexOf(recordId: string): RecordIndex & { keyEnvelopes: RecordEntry['keyEnvelopes']; groupKeyId: string | null } {
   const e = a.peer.store.get('records', recordId) as unknown as RecordEntry;
   return { ...e, keyEnvelopes: e.keyEnvelopes, groupKeyId: e.groupKeyId };
-}
-
-function observation(note: string): JsonObject {
-  return {
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: 'http://loinc.org', code: '718-7', display: 'Hemoglobin' }], text: note },
-    subject: { reference: 'Patient/synthetic-1' },
-    effectiveDateTime: '2026-11-01T09:30:00Z',
-    valueQuantity: { value: 13.2, unit: 'g/dL' },
-  };
 }
 
 /** Dr Park at B stores a record in B's vault and registers it on the ledger; answers its id. */

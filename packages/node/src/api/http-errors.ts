@@ -1,5 +1,7 @@
 /** The edge mapping from stable error codes to HTTP statuses; nowhere else knows HTTP. */
+import { STATUS_CODES } from 'node:http';
 import { MedledgerError, type ErrorCode } from '@medledger/core/errors';
+import { isStorageFailure } from '../store/storage-failure.ts';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
@@ -16,6 +18,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   TX_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   NODE_UNAVAILABLE: 503,
+  STORAGE_FAILED: 503,
   TX_REPLAY: 409,
   ALREADY_EXISTS: 409,
   RECORD_ERASED: 410,
@@ -64,6 +67,32 @@ export function toHttpError(e: unknown): { status: number; body: ReturnType<Medl
   else if (f.statusCode === 415 || f.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
     err = new MedledgerError('BAD_REQUEST', { details: 'Send application/json.' });
   else if (f.statusCode === 404) err = new MedledgerError('NOT_FOUND');
+  else if (isStorageFailure(e)) err = new MedledgerError('STORAGE_FAILED');
   else err = new MedledgerError('INTERNAL');
   return { status: httpStatusOf(err.code), body: err.toJSON() };
+}
+
+/** A whole raw HTTP/1.1 answer carrying a coded body, for sockets Fastify does not answer on. */
+export function rawAnswer(status: number, error: MedledgerError): string {
+  const body = JSON.stringify(error.toJSON());
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before Fastify saw it (a malformed request
+ * line or header, a head too large, a client too slow): the same coded body as every other
+ * refusal; the connection then closes, since the rest of its bytes cannot be trusted.
+ */
+export function rawErrorAnswer(e: unknown): string {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  const [status, details] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request line and headers are too large.']
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request did not arrive in time.']
+        : [400, 'The request is not well-formed HTTP/1.1.'];
+  return rawAnswer(status, new MedledgerError('BAD_REQUEST', { details }));
 }

@@ -5,7 +5,15 @@
  */
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, type JetStreamClient, type StreamConfig } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 
 export async function openStream(
   servers: string[],
@@ -30,3 +38,65 @@ export async function openStream(
  * server, from the next stream sequence, within about two seconds.
  */
 export const CONSUME_OPTIONS = { expires: 5_000, idle_heartbeat: 1_000 } as const;
+
+export interface Follower {
+  stop(): void;
+  /** settles when the follower has stopped */
+  done: Promise<void>;
+}
+
+/**
+ * Reads `stream` from sequence `startSeq` on, handing each message to `handle` in order, until
+ * stopped. An ordered consumer re-creates itself after most failures, but not all: when its
+ * iterator ends or throws (its server died while the JetStream API had no leader, say), the
+ * follower makes a new one from the next unhandled sequence, with backoff, so that a node never
+ * silently stops reading while it reports itself healthy. The first consumer's failure is the
+ * caller's.
+ */
+export async function follow(
+  js: JetStreamClient,
+  stream: string,
+  startSeq: number,
+  handle: (m: JsMsg) => Promise<void>,
+  onTrouble: (e: unknown) => void = () => undefined,
+): Promise<Follower> {
+  let next = startSeq;
+  let stopped = false;
+  const open = async (): Promise<ConsumerMessages> => {
+    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+    return consumer.consume(CONSUME_OPTIONS);
+  };
+  let messages = await open();
+  const done = (async () => {
+    let attempt = 0;
+    while (!stopped) {
+      try {
+        for await (const m of messages) {
+          if (stopped) return;
+          await handle(m);
+          next = m.seq + 1;
+          attempt = 0;
+        }
+      } catch (e) {
+        onTrouble(e);
+      }
+      while (!stopped) {
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt++)));
+        if (stopped) return;
+        try {
+          messages = await open();
+          break;
+        } catch (e) {
+          onTrouble(e);
+        }
+      }
+    }
+  })();
+  return {
+    stop: () => {
+      stopped = true;
+      messages.stop();
+    },
+    done,
+  };
+}

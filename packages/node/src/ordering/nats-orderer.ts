@@ -11,8 +11,8 @@
  * servers", not "fsynced".
  */
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { CONSUME_OPTIONS, openStream } from './jetstream-stream.ts';
-import { DeliverPolicy, DiscardPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { follow, openStream, type Follower } from './jetstream-stream.ts';
+import { DiscardPolicy, StorageType, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeTx } from '@medledger/core/ledger/tx';
 import { MedledgerError } from '@medledger/core/errors';
 import type { OrderedBatch, OrderedTx, Orderer, OrdererStart } from './orderer.ts';
@@ -37,12 +37,11 @@ export class NatsOrderer implements Orderer {
   readonly kind = 'nats' as const;
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
-  private messages: ConsumerMessages | null = null;
+  private follower: Follower | null = null;
   private pending: OrderedTx[] = [];
   private nextHeight = 1;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private loop: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: NatsOrdererOptions) {}
 
@@ -68,15 +67,16 @@ export class NatsOrderer implements Orderer {
     this.js = js;
     this.nextHeight = from.height + 1;
     const startSeq = (from.position === '' ? 0 : Number(from.position)) + 1;
-    const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
-    this.messages = await consumer.consume(CONSUME_OPTIONS);
-    const messages = this.messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        if (this.stopped) break;
-        await this.onMessage(m, deliver);
-      }
-    })();
+    this.follower = await follow(
+      js,
+      this.o.stream,
+      startSeq,
+      (m) => this.onMessage(m, deliver),
+      (e) => {
+        const why = e instanceof Error ? e.message : String(e);
+        process.stderr.write(`medledger: ordering: stream reader failed (${why}); re-reading from the next unapplied message\n`);
+      },
+    );
   }
 
   /** The deterministic cutting rule: every node applies it to the same messages in the same order. */
@@ -163,8 +163,8 @@ export class NatsOrderer implements Orderer {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.messages?.stop();
-    await this.loop.catch(() => undefined);
+    this.follower?.stop();
+    await this.follower?.done.catch(() => undefined);
     await this.nc?.close();
   }
 }

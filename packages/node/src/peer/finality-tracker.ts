@@ -12,13 +12,20 @@
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { CONSUME_OPTIONS, openStream } from '../ordering/jetstream-stream.ts';
-import { DeliverPolicy, StorageType, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { follow, openStream, type Follower } from '../ordering/jetstream-stream.ts';
+import { StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { MedledgerError } from '@medledger/core/errors';
-import type { Member } from '@medledger/core/contracts/state';
 import type { Signer } from '@medledger/core/ledger/tx';
 import { keyId } from '@medledger/core/crypto/ed25519';
-import { quorumSize, signVote, verifyVote, type FinalityCertificate, type Validator, type Vote } from '@medledger/core/ledger/finality';
+import {
+  quorumSize,
+  signVote,
+  validatorsAt,
+  verifyVote,
+  type FinalityCertificate,
+  type Validator,
+  type Vote,
+} from '@medledger/core/ledger/finality';
 import type { QuorumRule } from '@medledger/core/ledger/genesis';
 import type { CommittedBlock, Peer } from './peer.ts';
 
@@ -35,6 +42,13 @@ export interface FinalityOptions {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** The tracker's tables in the ledger store (`verify` checks the stored schema against them). */
+export const FINALITY_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS votes (height INTEGER NOT NULL, validator TEXT NOT NULL, block_hash TEXT NOT NULL, state_root TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (height, validator)) WITHOUT ROWID`,
+  'CREATE TABLE IF NOT EXISTS finality (height INTEGER PRIMARY KEY, block_hash TEXT NOT NULL, certificate TEXT NOT NULL)',
+  'CREATE TABLE IF NOT EXISTS validator_sets (from_height INTEGER PRIMARY KEY, validators TEXT NOT NULL)',
+] as const;
+
 export interface FinalityEvents {
   final: [{ height: number; blockHash: string }];
 }
@@ -42,8 +56,7 @@ export interface FinalityEvents {
 export class FinalityTracker extends EventEmitter<FinalityEvents> {
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
-  private messages: ConsumerMessages | null = null;
-  private loop: Promise<void> = Promise.resolve();
+  private follower: Follower | null = null;
   private divergence: { height: number; ours: string; certified: string; signers: Record<string, string> } | null = null;
   /** validators seen signing a different block or state root than this node computed */
   private readonly dissents: { height: number; validator: string; institution: string; blockHash: string; stateRoot: string }[] = [];
@@ -58,12 +71,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     private readonly o: FinalityOptions,
   ) {
     super();
-    const db = peer.store.db;
-    db.exec(
-      `CREATE TABLE IF NOT EXISTS votes (height INTEGER NOT NULL, validator TEXT NOT NULL, block_hash TEXT NOT NULL, state_root TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (height, validator)) WITHOUT ROWID`,
-    );
-    db.exec('CREATE TABLE IF NOT EXISTS finality (height INTEGER PRIMARY KEY, block_hash TEXT NOT NULL, certificate TEXT NOT NULL)');
-    db.exec('CREATE TABLE IF NOT EXISTS validator_sets (from_height INTEGER PRIMARY KEY, validators TEXT NOT NULL)');
+    for (const s of FINALITY_SCHEMA) peer.store.db.exec(s);
   }
 
   private readonly statements = new Map<string, Statement>();
@@ -78,14 +86,12 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     return st;
   }
 
-  /** Validators of the current state, recorded as the set for the next height when it changed. */
+  /**
+   * Validators of the current state, recorded as the set for the next height when it changed (a
+   * member's new key signs from the height after the block that gave it).
+   */
   private recordValidatorSet(afterHeight: number): void {
-    const ids = (this.peer.store.get('meta', 'members') as string[] | undefined) ?? [];
-    const set: Validator[] = ids
-      .map((id) => this.peer.store.get('members', id) as unknown as Member)
-      .filter((m) => m.status === 'active' && m.validator)
-      .map((m) => ({ institution: m.id, keyId: keyId(m.signingKey), publicKey: m.signingKey }));
-    const text = JSON.stringify(set);
+    const text = JSON.stringify(validatorsAt(this.peer.store, afterHeight + 1));
     const last = this.stmt('SELECT validators FROM validator_sets ORDER BY from_height DESC LIMIT 1').pluck().get() as string | undefined;
     if (last !== text) this.stmt('INSERT OR REPLACE INTO validator_sets(from_height, validators) VALUES (?, ?)').run(afterHeight + 1, text);
   }
@@ -110,18 +116,13 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     this.nc = nc;
     this.js = js;
     this.peer.on('block', this.onBlock);
-    const consumer = await js.consumers.get(this.o.stream, { deliver_policy: DeliverPolicy.All });
-    const messages = await consumer.consume(CONSUME_OPTIONS);
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        try {
-          await this.onVote(JSON.parse(decoder.decode(m.data)) as Vote);
-        } catch {
-          // a malformed vote is ignored; a bad signature never counts
-        }
+    this.follower = await follow(js, this.o.stream, 1, async (m) => {
+      try {
+        await this.onVote(JSON.parse(decoder.decode(m.data)) as Vote);
+      } catch {
+        // a malformed vote is ignored; a bad signature never counts
       }
-    })();
+    });
     // Blocks committed while this node was down may lack its vote: sign them now (the msg id
     // makes a repeat harmless).
     if (this.o.signer !== null) {
@@ -228,8 +229,162 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
 
   async stop(): Promise<void> {
     this.peer.off('block', this.onBlock);
-    this.messages?.stop();
-    await this.loop.catch(() => undefined);
+    this.follower?.stop();
+    await this.follower?.done.catch(() => undefined);
     await this.nc?.close();
   }
+}
+
+/** What `verifyFinalityTables` needs of the (verified) chain. */
+export interface FinalityChainView {
+  network: string;
+  quorum: QuorumRule;
+  /** the height of the last stored block */
+  top: number;
+  /** the validator set in force at `height` by the re-executed chain, as the tracker records it (JSON) */
+  validatorSet(height: number): string;
+  /** heights h in (from, to] whose validator set differs from that of h - 1 */
+  setChanges(from: number, to: number): number[];
+  /** this node's block hash and state root at `height`, if it has the block */
+  block(height: number): { hash: string; stateRoot: string } | undefined;
+}
+
+type Db = { prepare(sql: string): Statement };
+
+function finalityBroken(table: string, height: number, what: string, key?: string): never {
+  throw new MedledgerError('FINALITY_INVALID', {
+    details: `${table} at height ${height}${key === undefined ? '' : ` (${key})`}: ${what}.`,
+    payload: { table, height, ...(key === undefined ? {} : { key }), what },
+  });
+}
+
+function validatorsOf(chain: FinalityChainView, height: number): Validator[] {
+  return JSON.parse(chain.validatorSet(height)) as Validator[];
+}
+
+/**
+ * `medledger verify` for what this tracker stored (read-only): each validator set equals the
+ * one the re-executed chain puts in force from its height, and no change of the set lacks its
+ * row; each vote verifies against the set in force at its height; each certificate is for this
+ * node's block and state root, and every vote in it verifies — stricter than
+ * `verifyCertificate`, which ignores votes past the quorum: the tracker keeps only votes it
+ * verified, so any vote that does not is damage.
+ */
+export async function verifyFinalityTables(
+  db: Db,
+  chain: FinalityChainView,
+): Promise<{ validatorSets: number; votes: number; certificates: number }> {
+  const tables = new Set(
+    db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('votes', 'finality', 'validator_sets')")
+      .pluck()
+      .all() as string[],
+  );
+  const out = { validatorSets: 0, votes: 0, certificates: 0 };
+  const inRange = (h: unknown, top: number): h is number => Number.isSafeInteger(h) && (h as number) >= 1 && (h as number) <= top;
+  const PAGE = 1000;
+
+  // The tracker stores a vote or certificate only once it knows the set in force at its height:
+  // none lies below the first set it recorded.
+  let firstSet = Number.POSITIVE_INFINITY;
+  const known = (table: string, height: number, key?: string): void => {
+    if (height < firstSet) {
+      if (Number.isFinite(firstSet)) finalityBroken('validator_sets', firstSet, 'starts after heights the tracker holds votes for');
+      finalityBroken(table, height, 'has no validator set recorded for its height', key);
+    }
+  };
+  if (tables.has('validator_sets')) {
+    const sets = db.prepare('SELECT from_height AS h, validators AS v FROM validator_sets ORDER BY from_height').all() as {
+      h: unknown;
+      v: unknown;
+    }[];
+    let prev: unknown = null;
+    for (const [i, row] of sets.entries()) {
+      if (!inRange(row.h, chain.top + 1)) finalityBroken('validator_sets', Number(row.h), 'is no height of this chain');
+      if (row.v !== chain.validatorSet(row.h)) finalityBroken('validator_sets', row.h, 'differs from the set the chain puts in force');
+      if (row.v === prev) finalityBroken('validator_sets', row.h, 'repeats the set before it');
+      const next = sets[i + 1]?.h;
+      const until = typeof next === 'number' ? next - 1 : chain.top + 1;
+      const missed = chain.setChanges(row.h, until)[0];
+      if (missed !== undefined) finalityBroken('validator_sets', missed, 'the set changes here but no row records it');
+      prev = row.v;
+      firstSet = Math.min(firstSet, row.h);
+      out.validatorSets++;
+    }
+  }
+
+  if (tables.has('votes')) {
+    const page = db.prepare(
+      'SELECT height, validator, block_hash, state_root, signature FROM votes WHERE (height, validator) > (?, ?) ORDER BY height, validator LIMIT ?',
+    );
+    let after: [number, string] = [0, ''];
+    for (;;) {
+      const rows = page.all(...after, PAGE) as Record<string, unknown>[];
+      const verdicts = await Promise.all(
+        rows.map(async (r) => {
+          if (!inRange(r['height'], chain.top + 1)) finalityBroken('votes', Number(r['height']), 'is no height of this chain');
+          known('votes', r['height'], String(r['validator']));
+          const vote = {
+            network: chain.network,
+            height: r['height'],
+            validator: String(r['validator']),
+            blockHash: String(r['block_hash']),
+            stateRoot: String(r['state_root']),
+            signature: String(r['signature']),
+          };
+          return (await verifyVote(vote, validatorsOf(chain, r['height']))) ? null : vote;
+        }),
+      );
+      const bad = verdicts.find((v) => v !== null) ?? null;
+      if (bad !== null) finalityBroken('votes', bad.height, 'does not verify against the validator set in force', bad.validator);
+      out.votes += rows.length;
+      if (rows.length < PAGE) break;
+      const last = rows[rows.length - 1]!;
+      after = [last['height'] as number, String(last['validator'])];
+    }
+  }
+
+  if (tables.has('finality')) {
+    const page = db.prepare('SELECT height, block_hash, certificate FROM finality WHERE height > ? ORDER BY height LIMIT ?');
+    let after = 0;
+    for (;;) {
+      const rows = page.all(after, PAGE) as { height: number; block_hash: unknown; certificate: unknown }[];
+      for (const r of rows) {
+        const h = r.height;
+        if (!inRange(h, chain.top + 1)) finalityBroken('finality', h, 'is no height of this chain');
+        known('finality', h);
+        let cert: FinalityCertificate;
+        try {
+          cert = JSON.parse(String(r.certificate)) as FinalityCertificate;
+        } catch {
+          finalityBroken('finality', h, 'certificate is not valid JSON');
+        }
+        if (typeof cert !== 'object' || cert === null || JSON.stringify(cert) !== r.certificate || !Array.isArray(cert.votes)) {
+          finalityBroken('finality', h, 'certificate is not in the form the node writes');
+        }
+        if (cert.network !== chain.network || cert.height !== h || cert.blockHash !== r.block_hash) {
+          finalityBroken('finality', h, 'certificate names another network, height or block than its row');
+        }
+        const mine = chain.block(h);
+        if (mine !== undefined && (mine.hash !== cert.blockHash || mine.stateRoot !== cert.stateRoot)) {
+          finalityBroken('finality', h, 'certifies another block or state root than this node’s');
+        }
+        const validators = validatorsOf(chain, h);
+        const seen = new Set<string>();
+        for (const v of cert.votes) {
+          const vote = { ...v, network: cert.network, height: h, blockHash: cert.blockHash, stateRoot: cert.stateRoot };
+          if (seen.has(v.validator) || !(await verifyVote(vote, validators))) {
+            finalityBroken('finality', h, 'holds a vote that does not verify against the validator set in force', v.validator);
+          }
+          seen.add(v.validator);
+        }
+        if (seen.size < quorumSize(chain.quorum, validators.length))
+          finalityBroken('finality', h, 'certificate has fewer votes than a quorum');
+        out.certificates++;
+      }
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.height;
+    }
+  }
+  return out;
 }

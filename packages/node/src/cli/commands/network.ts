@@ -15,7 +15,9 @@ import {
   type NodeConfig,
 } from '../../config/data-dir.ts';
 import { LedgerNode } from '../../ledger-node.ts';
+import { isStorageFailure } from '../../store/storage-failure.ts';
 import { runDemo } from '../../demo/demo.ts';
+import { integerOption } from '../integer-option.ts';
 
 function parseInstitution(spec: string): InstitutionPlan {
   // id:kind[:name]
@@ -57,8 +59,10 @@ export function registerNetworkCommands(program: Command): void {
     .option('--base-port <port>', 'API port of the first institution; the others follow', '8081')
     .action(async (o: { dir: string; name: string; institution: string[]; basePort: string }) => {
       const dir = resolve(o.dir);
-      if (existsSync(join(dir, 'issuer'))) throw new MedledgerError('ALREADY_EXISTS', { details: `${dir} already holds a network.` });
       const plans = o.institution.map(parseInstitution);
+      // Each institution's node listens on the next port: the last one must be a port too.
+      const basePort = integerOption(o.basePort, '--base-port', 1, 65536 - plans.length);
+      if (existsSync(join(dir, 'issuer'))) throw new MedledgerError('ALREADY_EXISTS', { details: `${dir} already holds a network.` });
       const net = await createNetwork({ name: o.name, createdAt: Date.now(), institutions: plans });
       writeJson(join(dir, 'issuer', 'keys', 'issuer.json'), net.issuer.file, true);
       writeJson(join(dir, 'issuer', DataDirFiles.genesis), net.genesis);
@@ -67,7 +71,7 @@ export function registerNetworkCommands(program: Command): void {
         const config: NodeConfig = {
           institution: p.id,
           ordering: { kind: 'solo' },
-          api: { host: '127.0.0.1', port: Number(o.basePort) + i },
+          api: { host: '127.0.0.1', port: basePort + i },
           rateLimitPerMinute: 60_000,
           vault: { store: { kind: 'sqlite' }, institutions: [p.id] },
         };
@@ -88,6 +92,7 @@ export function registerNetworkCommands(program: Command): void {
     .option('--host <host>', 'API address to bind (overrides node.json)')
     .option('--log', 'log requests (patient codes are redacted)', false)
     .action(async (o: { data: string; port?: string; host?: string; log: boolean }) => {
+      const port = o.port === undefined ? undefined : integerOption(o.port, '--port', 0, 65535);
       const dataDir = resolve(o.data);
       const config = readNodeConfig(dataDir);
       const genesis = readGenesis(join(dataDir, DataDirFiles.genesis));
@@ -96,7 +101,7 @@ export function registerNetworkCommands(program: Command): void {
         genesis,
         institution: config.institution,
         host: o.host ?? config.api.host,
-        port: o.port !== undefined ? Number(o.port) : config.api.port,
+        port: port ?? config.api.port,
         rateLimitPerMinute: config.rateLimitPerMinute,
         ordering: config.ordering,
         signer: existsSync(keyFilePath(dataDir, config.institution))
@@ -107,6 +112,27 @@ export function registerNetworkCommands(program: Command): void {
       });
       process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);
       onSignals(() => node.stop());
+      // A full disk or a failing one: exit (EX_TEMPFAIL) so that the supervisor restarts the node
+      // once storage is back. Any other halt keeps the node up, reporting it on /api/health.
+      // The same for a storage failure thrown where no caller catches it (a vote or vault write).
+      const fatal = (e: unknown): void => {
+        if (isStorageFailure(e)) {
+          process.stderr.write('medledger: STORAGE_FAILED: the node’s store cannot be written (disk full or I/O error); exiting\n');
+          process.exit(75);
+        }
+        process.stderr.write(`medledger: INTERNAL: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.exit(70);
+      };
+      process.on('uncaughtException', fatal);
+      process.on('unhandledRejection', fatal);
+      node.peer.on('error', (e: unknown) => {
+        if (!isStorageFailure(e)) return;
+        process.stderr.write(
+          'medledger: STORAGE_FAILED: the ledger store cannot commit (disk full or I/O error); exiting, restart the node when storage is back: it resumes from its last committed block\n',
+        );
+        setTimeout(() => process.exit(75), 5000).unref();
+        void node.stop().finally(() => process.exit(75));
+      });
     });
 
   program
@@ -116,7 +142,7 @@ export function registerNetworkCommands(program: Command): void {
     .option('--host <host>', 'address to bind', 'localhost')
     .option('--data <dir>', 'data directory, reused on the next start', '.medledger/demo')
     .action(async (o: { port?: string; host: string; data: string }) => {
-      const port = Number(o.port ?? process.env['PORT'] ?? 8080);
+      const port = integerOption(o.port ?? process.env['PORT'] ?? '8080', o.port === undefined ? 'PORT' : '--port', 0, 65535);
       const dataDir = resolve(o.data);
       const node = await runDemo({ dataDir, host: o.host, port, log: (l) => process.stdout.write(l + '\n') });
       process.stdout.write(`medledger demo: API on http://localhost:${port} (OpenAPI at /api/openapi.json), data in ${dataDir}\n`);
