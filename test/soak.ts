@@ -120,7 +120,7 @@ const restarting = new Set<string>();
 /** every validator process this run started, so that none outlives it */
 const spawned: NodeProcess[] = [];
 const heldNats = new Set<number>();
-const unexpectedExits: { who: string; at: number; output: string }[] = [];
+const unexpectedExits: { who: string; at: number; storage: boolean; output: string }[] = [];
 let diskMount: string | null = null;
 let diskNote = 'not run';
 const diskEvents: string[] = [];
@@ -160,7 +160,12 @@ async function supervise(stop: () => boolean): Promise<void> {
     for (const id of VALIDATORS) {
       if (heldValidators.has(id) || restarting.has(id) || alive(id)) continue;
       const n = nodes.get(id);
-      unexpectedExits.push({ who: id, at: Date.now() - t0, output: (n?.output ?? '').split('\n').slice(-3).join(' | ') });
+      unexpectedExits.push({
+        who: id,
+        at: Date.now() - t0,
+        storage: n?.child.exitCode === 75,
+        output: (n?.output ?? '').split('\n').slice(-3).join(' | '),
+      });
       log(`${id} exited by itself (${n?.child.exitCode ?? n?.child.signalCode}); restarting`);
       restarting.add(id);
       await startValidator(id).catch((e: unknown) => log(`${id} did not restart yet: ${String(e).slice(0, 200)}`));
@@ -168,7 +173,7 @@ async function supervise(stop: () => boolean): Promise<void> {
     }
     for (const [i, s] of cluster.servers.entries()) {
       if (heldNats.has(i) || (s.process !== null && s.process.exitCode === null && s.process.signalCode === null)) continue;
-      unexpectedExits.push({ who: s.name, at: Date.now() - t0, output: '' });
+      unexpectedExits.push({ who: s.name, at: Date.now() - t0, storage: false, output: '' });
       log(`${s.name} exited by itself; restarting`);
       cluster.restart(i);
     }
@@ -685,7 +690,14 @@ async function main(): Promise<void> {
   }
   stopAll = true;
   await Promise.all(background);
-  for (const id of VALIDATORS) await nodes.get(id)?.kill('SIGTERM');
+  // Stop every validator process (SIGKILL after 20 s) before reading their stores.
+  await Promise.all(
+    spawned.map(async (n) => {
+      const hard = setTimeout(() => n.child.kill('SIGKILL'), 20_000);
+      await n.kill('SIGTERM');
+      clearTimeout(hard);
+    }),
+  );
 
   // Every acknowledged tx exactly once, on every validator; nothing twice.
   const acked = new Set(acks.map((a) => a.txId));
@@ -707,6 +719,9 @@ async function main(): Promise<void> {
       finalFaults = within(baselineEnd, loadEnd);
     }
   }
+
+  // A node may exit by itself only for a full disk (75, STORAGE_FAILED): anything else is a crash.
+  for (const e of unexpectedExits) if (!e.storage) failures.push(`${e.who} crashed at ${(e.at / 1000).toFixed(0)} s: ${e.output}`);
 
   // `medledger verify` on every data directory.
   for (const id of VALIDATORS) {
@@ -802,23 +817,49 @@ async function main(): Promise<void> {
   process.exitCode = failures.length === 0 ? 0 : 1;
 }
 
+/** Ends every process this run started and unmounts its disk, whatever state the run is in. */
 async function cleanUp(): Promise<void> {
   stopLoad = true;
   stopAll = true;
+  const step = async (what: string, f: () => unknown): Promise<void> => {
+    try {
+      await f();
+    } catch (e) {
+      log(`clean-up: ${what}: ${String(e)}`);
+    }
+  };
   for (const n of spawned) {
-    n.child.kill('SIGCONT');
-    await n.kill('SIGKILL');
+    await step('validator', () => {
+      n.child.kill('SIGCONT');
+      n.child.kill('SIGKILL');
+    });
   }
+  for (const s of cluster?.servers ?? []) await step('nats', () => s.process?.kill('SIGCONT'));
+  await step('nats', () => cluster?.stop());
+  const keep = args.keep || process.exitCode !== 0;
   if (net !== undefined) {
-    mkdirSync(join(net.dir, 'logs'), { recursive: true });
-    for (const id of VALIDATORS) writeFileSync(join(net.dir, 'logs', `${id}.log`), outputOf(id));
+    await step('logs', () => {
+      mkdirSync(join(net.dir, 'logs'), { recursive: true });
+      for (const id of VALIDATORS) writeFileSync(join(net.dir, 'logs', `${id}.log`), outputOf(id));
+    });
   }
-  for (const s of cluster?.servers ?? []) s.process?.kill('SIGCONT');
-  await cluster?.stop();
-  if (diskMount !== null) spawnSync('umount', [diskMount]);
+  if (diskMount !== null) {
+    const mount = diskMount;
+    // What is kept must outlive the tmpfs: copy it out before unmounting.
+    if (keep) await step('keep disk', () => cpSync(mount, `${mount}.kept`, { recursive: true }));
+    for (let i = 0; i < 10 && spawnSync('umount', [mount]).status !== 0; i++) await sleep(500);
+  }
   // A failed run keeps its data directories and the validators' logs for inspection.
-  if (!args.keep && process.exitCode === 0 && net !== undefined) rmSync(net.dir, { recursive: true, force: true });
+  if (!keep && net !== undefined) await step('remove', () => rmSync(net.dir, { recursive: true, force: true }));
   else if (net !== undefined) log(`data directories and logs kept in ${net.dir}`);
+}
+
+// Interrupted (Ctrl-C, a CI timeout): still end every process and unmount.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.exitCode = 130;
+    void cleanUp().finally(() => process.exit(130));
+  });
 }
 
 main()

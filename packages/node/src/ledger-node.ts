@@ -53,7 +53,13 @@ export class LedgerNode {
     const limits = { maxTxPerBlock: cfg.maxTxPerBlock, batchTimeoutMs: cfg.batchTimeoutMs, maxTxBytes: cfg.maxTxBytes };
     const orderer =
       ordering.kind === 'nats'
-        ? new NatsOrderer({ servers: ordering.servers, stream: ordering.stream, replicas: ordering.replicas, ...limits })
+        ? new NatsOrderer({
+            servers: ordering.servers,
+            stream: ordering.stream,
+            replicas: ordering.replicas,
+            ...limits,
+            onFatal: (e) => peer.halt(e),
+          })
         : new SoloOrderer({ dir: join(o.dataDir, DataDirFiles.orderer), ...limits });
     const peer = new Peer(store, orderer, o.genesis);
     // On a consortium, finality votes travel on their own stream beside the ordering stream.
@@ -67,14 +73,14 @@ export class LedgerNode {
             signer: o.signer ?? null,
           })
         : null;
-    await finality?.start();
-    await peer.start();
-    const vault = o.vault ? await openVaults(o.dataDir, o.keysDir ?? join(o.dataDir, DataDirFiles.keys), o.vault, peer, finality) : null;
-    const node = new LedgerNode(peer, finality, vault, o);
     peer.on('error', (e) => {
       // Safety before liveness: a peer that cannot apply a block stops committing.
       process.stderr.write(`medledger: peer halted: ${e instanceof Error ? e.message : String(e)}\n`);
     });
+    await finality?.start();
+    await peer.start();
+    const vault = o.vault ? await openVaults(o.dataDir, o.keysDir ?? join(o.dataDir, DataDirFiles.keys), o.vault, peer, finality) : null;
+    const node = new LedgerNode(peer, finality, vault, o);
     node.app = await createApi(peer, {
       bodyLimit: cfg.maxTxBytes + 64 * 1024,
       rateLimitPerMinute: o.rateLimitPerMinute ?? 60_000,

@@ -401,6 +401,25 @@ describe('membership.propose replaceKey: a lost or stolen institution key', () =
     expect(await ledger.code(ledger.tx(cast.staff('clinic-c/dr-choi'), 'access.request', asked))).toBe('OK');
   });
 
+  it('needs what a removal needs, counting the subject’s seat: with 4 members, all 3 others', async () => {
+    // Two members must not get a third validator key (3 of 4 certify alone) more cheaply than
+    // they could remove that member.
+    const out = await propose({ action: 'remove', institutionId: 'res-e' }, ledger.institution('hosp-a'));
+    for (const m of ['hosp-a', 'hosp-b', 'lab-d']) expect(await vote(m, out, true)).toBe('OK');
+    expect(ledger.get<Member>('members', 'res-e')?.status).toBe('removed');
+    const id = await propose(await replaceBody(), ledger.institution('hosp-a'));
+    expect(await vote('hosp-a', id, true)).toBe('OK');
+    expect(await vote('hosp-b', id, true)).toBe('OK');
+    expect(ledger.get<Proposal>('proposals', id)?.status).toBe('open');
+    expect(ledger.get<Member>('members', 'clinic-c')?.signingKey).toBe(ledger.institution('clinic-c').signingKey);
+    expect(await vote('lab-d', id, true)).toBe('OK');
+    expect(ledger.get<Member>('members', 'clinic-c')?.signingKey).toBe(next.signingKey);
+
+    const again = await propose(await replaceBody('hosp-b', await Identity.generate('hosp-b')), ledger.institution('hosp-a'));
+    expect(await vote('lab-d', again, false)).toBe('OK');
+    expect(ledger.get<Proposal>('proposals', again)?.status).toBe('rejected');
+  });
+
   it('fails once the other members can no longer pass it: 2 no of 4', async () => {
     const id = await propose(await replaceBody(), ledger.net.issuer);
     expect(await vote('hosp-a', id, false)).toBe('OK');

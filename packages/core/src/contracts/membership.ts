@@ -154,10 +154,13 @@ export function vote(input: ContractInput<Static<typeof VoteBody>>): void {
   if (voter.id === subject) reject('ROLE_FORBIDDEN', 'The other members decide on replacing a member’s key.');
   proposal.votes[voter.id] = body.approve;
 
-  // Only votes of members active now count, so a removed member's earlier vote does not.
-  const members = activeMembers(draft).filter((m) => m.id !== subject);
-  const yes = members.filter((m) => proposal.votes[m.id] === true).length;
-  const no = members.filter((m) => proposal.votes[m.id] === false).length;
+  // Only votes of members active now count, so a removed member's earlier vote does not. A key
+  // replacement needs what a removal needs, a majority of all active members, the subject's seat
+  // counting against it: whoever gets the new key acts, and validates, as that member.
+  const members = activeMembers(draft);
+  const voters = members.filter((m) => m.id !== subject);
+  const yes = voters.filter((m) => proposal.votes[m.id] === true).length;
+  const no = voters.filter((m) => proposal.votes[m.id] === false).length;
   const needed = Math.floor(members.length / 2) + 1;
   if (yes >= needed) {
     proposal.status = 'accepted';
@@ -188,7 +191,7 @@ export function vote(input: ContractInput<Static<typeof VoteBody>>): void {
       type: 'membership.changed',
       data: { proposalId: proposal.id, action: proposal.action, institutionId: proposal.institutionId },
     });
-  } else if (members.length - no < needed) {
+  } else if (voters.length - no < needed) {
     proposal.status = 'rejected';
     proposal.decidedAtHeight = ctx.height;
   }

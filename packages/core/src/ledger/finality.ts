@@ -73,12 +73,16 @@ export async function verifyVote(v: Vote, validators: readonly Validator[]): Pro
   const val = validators.find((x) => x.keyId === v.validator);
   if (val === undefined) return false;
   let sig: Uint8Array;
+  let message: Uint8Array;
   try {
+    // Anyone may publish to the votes stream: a vote of the wrong shape is just not a vote.
+    if (typeof v.blockHash !== 'string' || typeof v.stateRoot !== 'string' || typeof v.network !== 'string') return false;
     sig = fromBase64Url(v.signature);
+    message = voteMessage(v);
   } catch {
     return false;
   }
-  return verify(val.publicKey, voteMessage(v), sig);
+  return verify(val.publicKey, message, sig);
 }
 
 /** Checks a certificate against the validator set in force at its height; throws CHAIN_BROKEN. */

@@ -50,8 +50,9 @@ export interface Follower {
  * stopped. An ordered consumer re-creates itself after most failures, but not all: when its
  * iterator ends or throws (its server died while the JetStream API had no leader, say), the
  * follower makes a new one from the next unhandled sequence, with backoff, so that a node never
- * silently stops reading while it reports itself healthy. The first consumer's failure is the
- * caller's.
+ * silently stops reading while it reports itself healthy. A failure of `handle` itself stops the
+ * follower and goes to `onFatal`: the node must halt rather than apply a message twice. The first
+ * consumer's failure is the caller's.
  */
 export async function follow(
   js: JetStreamClient,
@@ -59,6 +60,7 @@ export async function follow(
   startSeq: number,
   handle: (m: JsMsg) => Promise<void>,
   onTrouble: (e: unknown) => void = () => undefined,
+  onFatal: (e: unknown) => void = onTrouble,
 ): Promise<Follower> {
   let next = startSeq;
   let stopped = false;
@@ -73,7 +75,15 @@ export async function follow(
       try {
         for await (const m of messages) {
           if (stopped) return;
-          await handle(m);
+          try {
+            await handle(m);
+          } catch (e) {
+            // Never delivered again: a handler that changed state and then failed would act twice.
+            stopped = true;
+            messages.stop();
+            onFatal(e);
+            return;
+          }
           next = m.seq + 1;
           attempt = 0;
         }
@@ -85,6 +95,7 @@ export async function follow(
         if (stopped) return;
         try {
           messages = await open();
+          if (stopped) messages.stop();
           break;
         } catch (e) {
           onTrouble(e);

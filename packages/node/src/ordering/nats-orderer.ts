@@ -27,6 +27,8 @@ export interface NatsOrdererOptions {
   maxTxBytes: number;
   /** how long a submission keeps retrying while the stream has no leader */
   submitTimeoutMs?: number;
+  /** called when applying a stream message failed: reading stopped, the node must halt */
+  onFatal?: (e: unknown) => void;
 }
 
 const DUPLICATE_WINDOW_MS = 120_000;
@@ -76,6 +78,7 @@ export class NatsOrderer implements Orderer {
         const why = e instanceof Error ? e.message : String(e);
         process.stderr.write(`medledger: ordering: stream reader failed (${why}); re-reading from the next unapplied message\n`);
       },
+      (e) => this.o.onFatal?.(e),
     );
   }
 

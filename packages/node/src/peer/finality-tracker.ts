@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { follow, openStream, type Follower } from '../ordering/jetstream-stream.ts';
+import { isStorageFailure } from '../store/storage-failure.ts';
 import { StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { MedledgerError } from '@medledger/core/errors';
 import type { Signer } from '@medledger/core/ledger/tx';
@@ -117,11 +118,13 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     this.js = js;
     this.peer.on('block', this.onBlock);
     this.follower = await follow(js, this.o.stream, 1, async (m) => {
+      let v: Vote;
       try {
-        await this.onVote(JSON.parse(decoder.decode(m.data)) as Vote);
+        v = JSON.parse(decoder.decode(m.data)) as Vote;
       } catch {
-        // a malformed vote is ignored; a bad signature never counts
+        return; // not JSON: not a vote
       }
+      await this.take(v);
     });
     // Blocks committed while this node was down may lack its vote: sign them now (the msg id
     // makes a repeat harmless).
@@ -136,7 +139,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     this.recordValidatorSet(b.height);
     const ready = this.early.filter((v) => v.height <= b.height + 1);
     this.early = this.early.filter((v) => v.height > b.height + 1);
-    for (const v of ready) await this.onVote(v);
+    for (const v of ready) await this.take(v);
     const signer = this.o.signer;
     if (signer === null || this.js === null) return;
     if (!this.validatorsAt(b.height).some((v) => v.publicKey === signer.publicKey)) return;
@@ -155,7 +158,21 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     }
   }
 
+  /**
+   * Counts a vote from the stream, which anyone may publish to: a malformed vote or a bad signature
+   * never counts and never stops the node. A store that cannot be written halts the peer (and a
+   * node run by `medledger start` exits to be restarted).
+   */
+  private async take(v: Vote): Promise<void> {
+    try {
+      await this.onVote(v);
+    } catch (e) {
+      if (isStorageFailure(e)) this.peer.halt(e);
+    }
+  }
+
   private async onVote(v: Vote): Promise<void> {
+    if (typeof v !== 'object' || v === null) return;
     if (v.network !== this.peer.network || !Number.isSafeInteger(v.height) || v.height < 1) return;
     if (v.height > this.peer.store.head().height + 1) {
       if (this.early.length < 100_000) this.early.push(v);

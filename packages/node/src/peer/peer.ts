@@ -78,6 +78,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     await this.chain.catch(() => undefined);
   }
 
+  /** Tells listeners why the peer halted; never throws into the ordering path (`haltedBy` keeps it). */
+  private report(reason: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', reason);
+  }
+
   get haltedBy(): unknown {
     return this.halted;
   }
@@ -86,7 +91,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   halt(reason: unknown): void {
     if (this.halted !== null) return;
     this.halted = reason;
-    this.emit('error', reason);
+    this.report(reason);
   }
 
   /**
@@ -151,7 +156,7 @@ export class Peer extends EventEmitter<PeerEvents> {
         if (this.halted === null) this.apply(await prepared);
       } catch (e) {
         this.halted = e;
-        this.emit('error', e);
+        this.report(e);
       } finally {
         this.inFlight--;
       }

@@ -93,8 +93,6 @@ const SCHEMA = [
     digest text
   )`,
   'CREATE INDEX IF NOT EXISTS vault_audit_custodian ON vault_audit (custodian, seq)',
-  // Version 1 → 2: the audit trail's hash chain (store-helpers.ts, auditDigest).
-  'ALTER TABLE vault_audit ADD COLUMN IF NOT EXISTS digest text',
 ];
 
 const UNIQUE_VIOLATION = '23505';
@@ -122,7 +120,10 @@ export class PgVaultStore implements VaultStore {
       const { rows } = await c.query<{ v: string }>("SELECT v FROM vault_meta WHERE k = 'schemaVersion'");
       let version = rows[0]?.v;
       if (version === '1') {
-        // The column was added above; rows already written stay unchained.
+        // Version 1 → 2: the audit trail's hash chain (store-helpers.ts, auditDigest). Only now:
+        // ALTER TABLE locks the audit table, which every vault request writes to. Rows already
+        // written stay unchained.
+        await c.query('ALTER TABLE vault_audit ADD COLUMN IF NOT EXISTS digest text');
         await c.query("UPDATE vault_meta SET v = $1 WHERE k = 'schemaVersion'", [String(VAULT_SCHEMA_VERSION)]);
         version = String(VAULT_SCHEMA_VERSION);
       }

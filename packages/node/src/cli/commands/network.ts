@@ -125,14 +125,17 @@ export function registerNetworkCommands(program: Command): void {
       };
       process.on('uncaughtException', fatal);
       process.on('unhandledRejection', fatal);
-      node.peer.on('error', (e: unknown) => {
+      const onHalt = (e: unknown): void => {
         if (!isStorageFailure(e)) return;
         process.stderr.write(
           'medledger: STORAGE_FAILED: the ledger store cannot commit (disk full or I/O error); exiting, restart the node when storage is back: it resumes from its last committed block\n',
         );
         setTimeout(() => process.exit(75), 5000).unref();
         void node.stop().finally(() => process.exit(75));
-      });
+      };
+      node.peer.on('error', onHalt);
+      // It may have halted already, catching up before the API listened.
+      if (node.peer.haltedBy !== null) onHalt(node.peer.haltedBy);
     });
 
   program
