@@ -40,6 +40,7 @@ import { txIdOf, type Tx } from '@medledger/core/ledger/tx';
 import type { JsonObject } from '@medledger/core/codec/canonical-json';
 import type { TxType } from '@medledger/core/ledger/tx-types';
 import { NatsCluster } from './nats-cluster.ts';
+import { seededRandom } from '@medledger/core/codec/seeded-random.test-fixture';
 import { percentile } from '../bench/bench-report.ts';
 import {
   CLI,
@@ -87,18 +88,7 @@ const VALIDATORS = ['hosp-a', 'hosp-b', 'clinic-c', 'lab-d'] as const;
 const DISK_VICTIM = 'lab-d';
 const REQUEST_TIMEOUT_MS = 4000;
 
-/** mulberry32: the run's faults and load choices come from the seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(SEED);
+const random = seededRandom(SEED);
 const between = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

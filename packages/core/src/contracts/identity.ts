@@ -123,6 +123,18 @@ export function revokeStaff(input: ContractInput<Static<typeof RevokeStaffBody>>
   input.events.push({ type: 'identity.staffRevoked', data: { staffId: staff.staffId } });
 }
 
+/** Stores a patient's row and makes its signing key the patient's active key. */
+function putPatient(draft: Draft, patient: Patient): void {
+  draft.put('patients', patient.patientCode, patient);
+  const key: KeyEntry = {
+    keyId: patient.keyId,
+    publicKey: patient.signingKey,
+    owner: { kind: 'patient', patientCode: patient.patientCode },
+    status: 'active',
+  };
+  draft.put('keys', patient.keyId, key);
+}
+
 export function registerPatient(input: ContractInput<Static<typeof RegisterPatientBody>>): void {
   const { draft, body, ctx, principal } = input;
   if (draft.get('patients', body.patientCode) !== undefined) reject('ALREADY_EXISTS', 'Patient code is registered.');
@@ -138,14 +150,7 @@ export function registerPatient(input: ContractInput<Static<typeof RegisterPatie
     home: principal.institution!.id,
     registeredAt: ctx.time,
   };
-  const key: KeyEntry = {
-    keyId: kid,
-    publicKey: body.signingKey,
-    owner: { kind: 'patient', patientCode: body.patientCode },
-    status: 'active',
-  };
-  draft.put('patients', body.patientCode, patient);
-  draft.put('keys', kid, key);
+  putPatient(draft, patient);
   input.events.push({ type: 'identity.patientRegistered', patientCode: body.patientCode, data: { home: patient.home } });
 }
 
@@ -197,14 +202,7 @@ export function rotatePatientKeys(input: ContractInput<Static<typeof RotatePatie
     keysRotatedAt: ctx.time,
   };
   delete next.frozenAt;
-  const key: KeyEntry = {
-    keyId: kid,
-    publicKey: body.signingKey,
-    owner: { kind: 'patient', patientCode: patient.patientCode },
-    status: 'active',
-  };
-  draft.put('patients', patient.patientCode, next);
-  draft.put('keys', kid, key);
+  putPatient(draft, next);
   input.events.push({
     type: 'identity.patientKeysRotated',
     patientCode: patient.patientCode,

@@ -3,27 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { bytesEqual, concatBytes, utf8 } from '../codec/bytes.ts';
 import { randomBytes } from './random.ts';
 import { STREAM_CHUNK, decryptBytes, decryptStream, encryptBytes, encryptStream, streamCiphertextSize } from './stream-aead.ts';
+import { seededRandom } from '../codec/seeded-random.test-fixture.ts';
 
 const SEALED = STREAM_CHUNK + 16;
 const HEADER = 7;
 const aad = utf8('medledger/attachment/v1|rec-1');
 
-/** A small seeded generator (mulberry32) so piece sizes are random yet reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Cuts `bytes` into pieces of random sizes (0 to 3 chunks, empty pieces included). */
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* pieces(bytes: Uint8Array, seed: number): AsyncGenerator<Uint8Array> {
-  const next = seeded(seed);
+  const next = seededRandom(seed);
   let off = 0;
   while (off < bytes.length) {
     const r = next();

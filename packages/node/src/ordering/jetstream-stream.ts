@@ -37,7 +37,7 @@ export async function openStream(
  * during which the node orders nothing. A 1-s heartbeat lets it re-create the consumer on a live
  * server, from the next stream sequence, within about two seconds.
  */
-export const CONSUME_OPTIONS = { expires: 5_000, idle_heartbeat: 1_000 } as const;
+const CONSUME_OPTIONS = { expires: 5_000, idle_heartbeat: 1_000 } as const;
 
 export interface Follower {
   stop(): void;

@@ -13,6 +13,7 @@ import {
   VAULT_SCHEMA_VERSION,
   attachmentOf,
   auditDigest,
+  auditValues,
   auditOf,
   auditRowOf,
   checkIndex,
@@ -319,19 +320,7 @@ export class PgVaultStore implements VaultStore {
       await c.query(
         `INSERT INTO vault_audit (seq, time, custodian, requester, record_id, object_id, action, outcome, code, ledger_tx, digest)
          OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [
-          row.seq,
-          row.time,
-          row.custodian,
-          row.requester,
-          row.record_id,
-          row.object_id,
-          row.action,
-          row.outcome,
-          row.code,
-          row.ledger_tx,
-          auditDigest(rows[0]!.prev ?? '', row),
-        ],
+        [...auditValues(row), auditDigest(rows[0]!.prev ?? '', row)],
       );
       return row.seq;
     });

@@ -12,6 +12,7 @@ import {
   VAULT_SCHEMA_VERSION,
   attachmentOf,
   auditDigest,
+  auditValues,
   auditOf,
   auditRowOf,
   checkIndex,
@@ -298,19 +299,7 @@ export class SqliteVaultStore implements VaultStore {
           const seq = Math.max(last?.seq ?? 0, this.s.auditSequence.get() ?? 0) + 1;
           const row = auditRowOf(seq, entry);
           const digest = auditDigest(last?.digest ?? '', row);
-          this.s.insertAudit.run(
-            seq,
-            row.time,
-            row.custodian,
-            row.requester,
-            row.record_id,
-            row.object_id,
-            row.action,
-            row.outcome,
-            row.code,
-            row.ledger_tx,
-            digest,
-          );
+          this.s.insertAudit.run(...auditValues(row), digest);
           return seq;
         })
         .immediate(),

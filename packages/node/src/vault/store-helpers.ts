@@ -72,21 +72,14 @@ export type StateRow = Pick<RecordRow, 'state' | 'record_id'>;
  * the head outside the database).
  */
 export function auditDigest(prev: string, a: AuditRow): string {
-  const fields = [
-    'medledger/vault-audit/v1',
-    prev,
-    a.seq,
-    a.time,
-    a.custodian,
-    a.requester,
-    a.record_id,
-    a.object_id,
-    a.action,
-    a.outcome,
-    a.code,
-    a.ledger_tx,
-  ];
-  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(['medledger/vault-audit/v1', prev, ...auditValues(a)]))
+    .digest('hex');
+}
+
+/** A row's columns in table order (seq … ledger_tx): what both stores insert and the digest covers. */
+export function auditValues(a: AuditRow): (string | number | null)[] {
+  return [a.seq, a.time, a.custodian, a.requester, a.record_id, a.object_id, a.action, a.outcome, a.code, a.ledger_tx];
 }
 
 /** The audit columns of an entry about to be stored as row `seq`. */
