@@ -127,6 +127,25 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   const store = peer.store;
   /** the open server-sent event streams */
   const streams = new Set<ServerResponse>();
+  /**
+   * txIds of recently committed blocks, for `final` events: finality follows commit by a few
+   * blocks, and recomputing 2,000 txIds from a stored block for every event stream would cost
+   * the node tens of milliseconds per height.
+   */
+  const recentTxIds = new Map<number, string[]>();
+  const rememberTxIds = (b: CommittedBlock): void => {
+    recentTxIds.set(b.height, b.txIds);
+    if (recentTxIds.size > 1024) recentTxIds.delete(recentTxIds.keys().next().value!);
+  };
+  const txIdsAt = (height: number): string[] => {
+    const cached = recentTxIds.get(height);
+    if (cached !== undefined) return cached;
+    return store.block(height)?.block.txs.map((tx) => txIdOf(tx)) ?? [];
+  };
+  peer.on('block', rememberTxIds);
+  app.addHook('onClose', () => {
+    peer.off('block', rememberTxIds);
+  });
   const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
   app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
@@ -425,8 +444,7 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
       peer.on('block', onBlock);
       // On a consortium: each newly final height, with its txIds, for clients that wait for finality.
       const onFinal = (f: { height: number; blockHash: string }): void => {
-        const b = store.block(f.height);
-        send('final', { height: f.height, hash: f.blockHash, txIds: b === undefined ? [] : b.block.txs.map((tx) => txIdOf(tx)) });
+        send('final', { height: f.height, hash: f.blockHash, txIds: txIdsAt(f.height) });
       };
       o.finality?.on('final', onFinal);
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);

@@ -1,8 +1,8 @@
 /**
  * `node:crypto` backends for core's hash and signature interfaces: several times faster than
  * the portable defaults. Public keys are parsed once and cached as KeyObjects (parsing on every
- * verify halves throughput, FACTS.md); async verification runs on libuv's thread pool, so it
- * uses both cores.
+ * verify halves throughput, FACTS.md); async verification runs in batches on worker threads,
+ * so it uses both cores and costs the main thread almost nothing.
  */
 import {
   createHash,
@@ -17,6 +17,7 @@ import {
 import { setHashBackend } from '@medledger/core/crypto/hash';
 import { ed25519Pkcs8, ed25519Spki, setSignatureBackend, SPKI_PREFIX } from '@medledger/core/crypto/ed25519';
 import { toBase64Url } from '@medledger/core/codec/bytes';
+import { verifyPool } from './verify-pool.ts';
 
 const MAX_CACHED_KEYS = 100_000;
 const publicKeys = new Map<string, KeyObject | null>();
@@ -42,12 +43,9 @@ export function verifySync(publicKey: string, message: Uint8Array, signature: Ui
   return nodeVerify(null, message, key, signature);
 }
 
+/** Verifies off the main thread, batched on worker threads (see verify-pool.ts). */
 export function verifyAsync(publicKey: string, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  const key = publicKeyObject(publicKey);
-  if (key === null || signature.length !== 64) return Promise.resolve(false);
-  return new Promise((resolve, reject) => {
-    nodeVerify(null, message, key, signature, (err, ok) => (err ? reject(err) : resolve(ok)));
-  });
+  return verifyPool().verify(publicKey, message, signature);
 }
 
 const privateKeys = new Map<string, KeyObject>();

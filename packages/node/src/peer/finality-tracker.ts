@@ -143,8 +143,8 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
     const signer = this.o.signer;
     if (signer === null || this.js === null) return;
     if (!this.validatorsAt(b.height).some((v) => v.publicKey === signer.publicKey)) return;
-    const head = this.peer.store.block(b.height)!;
-    const stateRoot = this.corruptVotes ? 'f'.repeat(64) : head.block.header.stateRoot;
+    const head = this.peer.store.blockHeader(b.height)!;
+    const stateRoot = this.corruptVotes ? 'f'.repeat(64) : head.header.stateRoot;
     const vote = await signVote({ network: this.peer.network, height: b.height, blockHash: head.hash, stateRoot }, signer);
     for (let attempt = 0; attempt < 100; attempt++) {
       try {
@@ -187,8 +187,8 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
       v.stateRoot,
       v.signature,
     );
-    const mine = this.peer.store.block(v.height);
-    if (mine !== undefined && (mine.hash !== v.blockHash || mine.block.header.stateRoot !== v.stateRoot)) {
+    const mine = this.peer.store.blockHeader(v.height);
+    if (mine !== undefined && (mine.hash !== v.blockHash || mine.header.stateRoot !== v.stateRoot)) {
       const institution = validators.find((x) => x.keyId === v.validator)?.institution ?? 'unknown';
       this.dissents.push({ height: v.height, validator: v.validator, institution, blockHash: v.blockHash, stateRoot: v.stateRoot });
       process.stderr.write(`medledger: validator ${institution} (${v.validator}) signed a different block at height ${v.height}\n`);
@@ -215,8 +215,7 @@ export class FinalityTracker extends EventEmitter<FinalityEvents> {
       JSON.stringify(cert),
     );
     this.emit('final', { height: v.height, blockHash: v.blockHash });
-    const own = this.peer.store.block(v.height);
-    if (own !== undefined && own.hash !== v.blockHash) this.diverge(v.height, own.hash, v.blockHash, votes);
+    if (mine !== undefined && mine.hash !== v.blockHash) this.diverge(v.height, mine.hash, v.blockHash, votes);
   }
 
   private diverge(height: number, ours: string, certified: string, votes: { validator: string; block_hash: string }[]): void {

@@ -54,6 +54,7 @@ export class LedgerStore implements StateReader, ChainIndex {
     setMeta: Database.Statement<[string, string]>;
     getMeta: Database.Statement<[string], { v: string }>;
     block: Database.Statement<[number], { height: number; hash: string; header: string; txs: string; codes: string }>;
+    header: Database.Statement<[number], { hash: string; header: string }>;
     tx: Database.Statement<[string], { tx_id: string; height: number; idx: number; code: string; type: string; author: string }>;
   };
   private headCache: Head | null = null;
@@ -100,6 +101,7 @@ export class LedgerStore implements StateReader, ChainIndex {
       setMeta: ro ? (null as never) : this.db.prepare('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v'),
       getMeta: this.db.prepare('SELECT v FROM meta WHERE k = ?'),
       block: this.db.prepare('SELECT height, hash, header, txs, codes FROM blocks WHERE height = ?'),
+      header: this.db.prepare('SELECT hash, header FROM blocks WHERE height = ?'),
       tx: this.db.prepare('SELECT tx_id, height, idx, code, type, author FROM txs WHERE tx_id = ?'),
     };
   }
@@ -212,6 +214,12 @@ export class LedgerStore implements StateReader, ChainIndex {
       hash: row.hash,
       block: { header: JSON.parse(row.header) as BlockHeader, txs: JSON.parse(row.txs) as Tx[], codes: JSON.parse(row.codes) as TxCode[] },
     };
+  }
+
+  /** A block's hash and header without its transactions (a block's txs can be megabytes). */
+  blockHeader(height: number): { hash: string; header: BlockHeader } | undefined {
+    const row = this.stmt.header.get(height);
+    return row === undefined ? undefined : { hash: row.hash, header: JSON.parse(row.header) as BlockHeader };
   }
 
   /** Raw rows of a block, for verification that must see exactly what is stored. */
