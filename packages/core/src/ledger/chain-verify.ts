@@ -3,15 +3,15 @@
  * root, the results hash, the header links and times, re-executes every block and checks the
  * state root. Needs only `core`, so a browser or an auditor's laptop can do it offline.
  */
-import { toBase64Url } from '../codec/bytes.ts';
+import { fromBase64Url, toBase64Url } from '../codec/bytes.ts';
 import { verify } from '../crypto/ed25519.ts';
 import type { BlockContext } from '../contracts/context.ts';
-import type { StateReader, StateWrite } from '../contracts/state.ts';
+import type { KeyEntry, StateReader, StateWrite } from '../contracts/state.ts';
 import { MedledgerError } from '../errors.ts';
 import { ZERO_HASH, blockHash, nextStateRoot, resultsHashOf, txRootOf, type Block } from './block.ts';
 import { executeBlock, type BlockEntry, type BlockExecution, type ChainIndex } from './execute.ts';
 import { genesisBlock, networkIdOf, type Genesis } from './genesis.ts';
-import { decodeTx } from './tx.ts';
+import { decodeTx, txSigningMessage } from './tx.ts';
 
 export interface WritableLedgerState extends StateReader, ChainIndex {
   hasTx(txId: string): boolean;
@@ -29,6 +29,10 @@ function sigKey(publicKey: string, message: Uint8Array, signature: Uint8Array): 
  * Runs `executeBlock` with asynchronous signature checks: execute with the answers known, and
  * while execution asked about a signature not yet checked, check those (in parallel) and run
  * again. Execution is deterministic given the answers, so the last run is the true one.
+ *
+ * Signatures by authors whose key is in the state before the block are checked (in parallel)
+ * before the first run, so a block whose authors were all known runs once, not twice; only
+ * keys registered inside the block need a second run.
  */
 export async function executeBlockAsync(
   state: StateReader,
@@ -37,6 +41,22 @@ export async function executeBlockAsync(
   ctx: Omit<BlockContext, 'verifySignature'>,
   answers: SignatureAnswers = new Map(),
 ): Promise<BlockExecution> {
+  const ahead: Promise<void>[] = [];
+  for (const { tx, txId } of entries) {
+    const key = state.get('keys', tx.author) as KeyEntry | undefined;
+    if (key === undefined || typeof key.publicKey !== 'string') continue;
+    let signature: Uint8Array;
+    try {
+      signature = fromBase64Url(tx.signature);
+    } catch {
+      continue; // execution refuses it with its code
+    }
+    const message = txSigningMessage(txId);
+    const k = sigKey(key.publicKey, message, signature);
+    if (answers.has(k)) continue;
+    ahead.push(verify(key.publicKey, message, signature).then((ok) => void answers.set(k, ok)));
+  }
+  await Promise.all(ahead);
   for (;;) {
     const pending: { k: string; publicKey: string; message: Uint8Array; signature: Uint8Array }[] = [];
     const result = executeBlock(state, chain, entries, {
@@ -63,7 +83,8 @@ export interface ChainVerification {
 }
 
 export interface VerifyChainOptions {
-  onBlock?: (height: number) => void;
+  /** Called after each block is verified, with the block and its transactions' ids. */
+  onBlock?: (height: number, block: Block, txIds: readonly string[]) => void;
 }
 
 function fail(height: number, what: string): never {
@@ -90,6 +111,7 @@ export async function verifyChain(
   const maxTxBytes = genesis.config.maxTxBytes;
   for await (const block of blocks) {
     const h = block.header;
+    let txIds: string[] = [];
     if (h.height !== expectedHeight) fail(expectedHeight, `expected this height, found ${String(h.height)}`);
     if (h.network !== network) fail(h.height, 'network id differs from genesis');
     if (h.prevHash !== prevHash) fail(h.height, 'prevHash does not match the previous block');
@@ -125,13 +147,14 @@ export async function verifyChain(
         entries.map((e, i) => ({ txId: e.txId, author: e.tx.author, nonce: e.tx.nonce, ok: exec.codes[i] === 'OK' })),
       );
       txCount += entries.length;
+      txIds = entries.map((e) => e.txId);
     }
     if (h.height === 0 && h.stateRoot !== g.block.header.stateRoot) fail(0, 'genesis state root differs');
     prevHash = blockHash(h);
     prevStateRoot = h.stateRoot;
     prevTime = h.time;
     expectedHeight++;
-    options.onBlock?.(h.height);
+    options.onBlock?.(h.height, block, txIds);
   }
   if (expectedHeight === 0) fail(0, 'the chain has no genesis block');
   return { height: expectedHeight - 1, headHash: prevHash, stateRoot: prevStateRoot, txCount };

@@ -283,8 +283,6 @@ export interface SoloLogLedgerView {
   top: number;
   /** the orderer position stored with block `height` (0 for genesis) */
   position(height: number): number;
-  /** the txIds of block `height`, in order */
-  txIds(height: number): string[];
   /** the tx envelopes of block `height` as JSON, in order */
   txTexts(height: number): string[];
   /** the height of the block holding `txId`, if any */
@@ -312,6 +310,19 @@ export function verifySoloLog(dir: string, maxTxBytes: number, ledger: SoloLogLe
   const committed = ledger.position(ledger.top);
   const names = readdirSync(dir).sort();
   const entries = new Map<number, { txId: string; text: string; file: string }>();
+  // A block's tx whose text is byte-equal to a log entry's has that entry's txId: no need to
+  // canonicalise and hash it a second time.
+  const idByText = new Map<string, string>();
+  let cached: { height: number; texts: string[]; index: Map<string, number> } | null = null;
+  const blockTxs = (height: number): { texts: string[]; index: Map<string, number> } => {
+    if (cached?.height !== height) {
+      const texts = ledger.txTexts(height);
+      const index = new Map<string, number>();
+      texts.forEach((t, i) => index.set(idByText.get(t) ?? decodeTx(JSON.parse(t), maxTxBytes).txId, i));
+      cached = { height, texts, index };
+    }
+    return cached;
+  };
   let nextFree = 0;
   let lastSeq = 0;
   names.forEach((name, i) => {
@@ -341,7 +352,9 @@ export function verifySoloLog(dir: string, maxTxBytes: number, ledger: SoloLogLe
       } catch {
         logDamaged(file, `holds no well-formed tx at byte ${off}`, { offset: off, seq });
       }
-      entries.set(seq, { txId, text: payload.toString('utf8'), file });
+      const text = payload.toString('utf8');
+      entries.set(seq, { txId, text, file });
+      idByText.set(text, txId);
       lastSeq = seq;
       off += 8 + len;
       seq++;
@@ -357,8 +370,9 @@ export function verifySoloLog(dir: string, maxTxBytes: number, ledger: SoloLogLe
     const at = ledger.heightOf(e.txId);
     if (at === undefined || at > h) logDamaged(e.file, 'was committed but is not in the chain', { seq });
     if (at === h) {
-      const i = ledger.txIds(h).indexOf(e.txId);
-      if (ledger.txTexts(h)[i] !== e.text) logDamaged(e.file, `differs from the tx in block ${h}`, { seq });
+      const block = blockTxs(h);
+      const i = block.index.get(e.txId);
+      if (i === undefined || block.texts[i] !== e.text) logDamaged(e.file, `differs from the tx in block ${h}`, { seq });
     }
   }
   // Each block whose whole range the log still holds took its txs from that range only.
@@ -371,7 +385,7 @@ export function verifySoloLog(dir: string, maxTxBytes: number, ledger: SoloLogLe
     if (!held) continue;
     const inRange = new Set<string>();
     for (let s = from; s <= to; s++) inRange.add(entries.get(s)!.txId);
-    const missing = ledger.txIds(b).find((id) => !inRange.has(id));
+    const missing = [...blockTxs(b).index.keys()].find((id) => !inRange.has(id));
     if (missing !== undefined) logDamaged(entries.get(from)!.file, `lacks a tx of block ${b} in its range`, { seq: from });
   }
   return { segments: names.length, entries: entries.size };

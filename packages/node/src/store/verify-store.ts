@@ -21,7 +21,7 @@ import type { TxCode } from '@medledger/core/ledger/execute';
 import { validatorsAt } from '@medledger/core/ledger/finality';
 import { networkIdOf, type Genesis } from '@medledger/core/ledger/genesis';
 import { MemoryState } from '@medledger/core/ledger/memory-state';
-import { txIdOf, type Tx } from '@medledger/core/ledger/tx';
+import type { Tx } from '@medledger/core/ledger/tx';
 import { MedledgerError, isMedledgerError } from '@medledger/core/errors';
 import { DataDirFiles, NodeConfigSchema, type NodeConfig } from '../config/data-dir.ts';
 import { verifySoloLog } from '../ordering/solo-orderer.ts';
@@ -179,10 +179,14 @@ async function verifyOpenStore(store: LedgerStore, onBlock?: (height: number, of
   // The validator set in force from each height on, as the finality tracker records it: kept
   // where it changes only (heights ascending), so a long chain costs a few entries.
   const setFrom: { height: number; text: string }[] = [];
+  // The transaction index must be exactly what the blocks say: collected from the blocks as
+  // they are verified (their txIds are computed there once).
+  const expected = new Map<string, string>();
   const result = await verifyChain(genesis, storedBlocks(store, top), state, {
-    onBlock: (h) => {
+    onBlock: (h, b, txIds) => {
       const text = JSON.stringify(validatorsAt(state, h + 1));
       if (setFrom[setFrom.length - 1]?.text !== text) setFrom.push({ height: h + 1, text });
+      b.txs.forEach((tx, i) => expected.set(txIds[i]!, JSON.stringify([h, i, b.codes[i], tx.author, tx.nonce, tx.type])));
       onBlock?.(h, top);
     },
   }).catch((e: unknown) => {
@@ -191,12 +195,6 @@ async function verifyOpenStore(store: LedgerStore, onBlock?: (height: number, of
     throw new MedledgerError(e.code, { details: e.details ?? '', payload: { table: 'blocks', ...e.payload }, cause: e });
   });
 
-  // The transaction index must be exactly what the blocks say.
-  const expected = new Map<string, string>();
-  for (let h = 1; h <= top; h++) {
-    const b = store.block(h)!.block;
-    b.txs.forEach((tx, i) => expected.set(txIdOf(tx), JSON.stringify([h, i, b.codes[i], tx.author, tx.nonce, tx.type])));
-  }
   for (const row of store.txRows()) {
     const want = expected.get(row.tx_id);
     if (want === undefined || want !== JSON.stringify([row.height, row.idx, row.code, row.author, row.nonce, row.type])) {
@@ -437,24 +435,24 @@ export async function verifyDataDir(
     let orderer: DataDirVerification['orderer'] = null;
     if ((config === null || config.ordering.kind === 'solo') && present(DataDirFiles.orderer)) {
       // The log is read in order: keep the last block looked at rather than parse it per entry.
-      let last: { height: number; position: number; ids: string[]; texts: string[] } | null = null;
-      const blockAt = (h: number): NonNullable<typeof last> => {
-        if (last?.height !== h) {
-          const b = store.block(h)!.block;
-          last = {
-            height: h,
-            position: Number(b.header.position || 0),
-            ids: b.txs.map((tx) => txIdOf(tx)),
-            texts: b.txs.map((tx) => JSON.stringify(tx)),
-          };
+      let last: { height: number; texts: string[] } | null = null;
+      const textsAt = (h: number): string[] => {
+        if (last?.height !== h) last = { height: h, texts: store.block(h)!.block.txs.map((tx) => JSON.stringify(tx)) };
+        return last.texts;
+      };
+      const positions = new Map<number, number>();
+      const positionAt = (h: number): number => {
+        let p = positions.get(h);
+        if (p === undefined) {
+          p = Number(store.blockHeader(h)!.header.position || 0);
+          positions.set(h, p);
         }
-        return last;
+        return p;
       };
       orderer = verifySoloLog(join(dir, DataDirFiles.orderer), genesis.config.maxTxBytes, {
         top: chain.height,
-        position: (h) => blockAt(h).position,
-        txIds: (h) => blockAt(h).ids,
-        txTexts: (h) => blockAt(h).texts,
+        position: positionAt,
+        txTexts: textsAt,
         heightOf: (txId) => store.txLocation(txId)?.height,
       });
     }
