@@ -293,18 +293,20 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         }),
       },
     },
-    (req) => {
+    (req, reply) => {
       const q = req.query as { patientCode?: string; category?: string; custodian?: string; from?: number; to?: number; limit?: number };
       if (q.patientCode === undefined && q.custodian === undefined) {
         throw new MedledgerError('BAD_REQUEST', { details: 'Give patientCode or custodian.' });
       }
-      return store.query(
+      const texts = store.queryTexts(
         'records',
         { patient_code: q.patientCode, category: q.category, custodian: q.custodian },
         { column: 'registered_at', from: q.from, to: q.to },
         { column: 'registered_at', desc: true },
         q.limit ?? 100,
       );
+      // The stored values are canonical JSON already: passed through, not parsed and re-serialised.
+      return reply.type('application/json; charset=utf-8').send(`[${texts.join(',')}]`);
     },
   );
 

@@ -58,6 +58,7 @@ export class LedgerStore implements StateReader, ChainIndex {
     tx: Database.Statement<[string], { tx_id: string; height: number; idx: number; code: string; type: string; author: string }>;
   };
   private headCache: Head | null = null;
+  private readonly queryStmts = new Map<string, Database.Statement<unknown[], string>>();
   /**
    * Write-through cache of the small, hot tables every transaction reads (author keys, members,
    * staff, patients): the store is their only writer, so the cache cannot go stale.
@@ -248,6 +249,20 @@ export class LedgerStore implements StateReader, ChainIndex {
     order: { column: string; desc: boolean } | null,
     limit: number,
   ): JsonValue[] {
+    return this.queryTexts(table, where, range, order, limit).map((text) => JSON.parse(text) as JsonValue);
+  }
+
+  /**
+   * The same rows as stored: canonical JSON texts, for answers that pass them through without
+   * parsing and re-serialising them.
+   */
+  queryTexts(
+    table: StateTable,
+    where: Record<string, string | number | undefined>,
+    range: { column: string; from?: number | undefined; to?: number | undefined } | null,
+    order: { column: string; desc: boolean } | null,
+    limit: number,
+  ): string[] {
     const clauses: string[] = [];
     const params: (string | number)[] = [];
     for (const [col, v] of Object.entries(where)) {
@@ -271,8 +286,13 @@ export class LedgerStore implements StateReader, ChainIndex {
       (clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '') +
       (order !== null ? ` ORDER BY ${order.column} ${order.desc ? 'DESC' : 'ASC'}, key` : '') +
       ' LIMIT ?';
-    const rows = this.db.prepare(sql).all(...params, limit) as { value: string }[];
-    return rows.map((r) => JSON.parse(r.value) as JsonValue);
+    let stmt = this.queryStmts.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare<unknown[], string>(sql).pluck();
+      // The SQL is built from a closed set of tables and columns: a few dozen shapes at most.
+      if (this.queryStmts.size < 256) this.queryStmts.set(sql, stmt);
+    }
+    return stmt.all(...params, limit);
   }
 
   /** Every row of a state table in key order, as stored. */
