@@ -6,6 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Figure {
+  /** Stable key the suite runner uses to cross-reference figures, e.g. `embedded.tps`. */
+  id?: string;
   name: string;
   unit: string;
   median: number;
@@ -13,10 +15,19 @@ export interface Figure {
   max: number;
   runs: number[];
   target?: string;
+  /** Whether the median meets `target` (absent when the figure has no target). */
+  met?: boolean;
   note?: string;
 }
 
-export function summarise(name: string, unit: string, runs: number[], extra: { target?: string; note?: string } = {}): Figure {
+export interface FigureExtra {
+  id?: string;
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+
+export function summarise(name: string, unit: string, runs: number[], extra: FigureExtra = {}): Figure {
   const sorted = [...runs].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -39,9 +50,15 @@ function fmt(n: number): string {
   return n.toFixed(2);
 }
 
+export function targetCell(f: Figure): string {
+  if (f.target === undefined) return '';
+  if (f.met === undefined) return f.target;
+  return `${f.target} — ${f.met ? 'met' : 'not met'}`;
+}
+
 export function report(bench: string, figures: Figure[], context: Record<string, unknown>): void {
   process.stderr.write('\r\x1b[K');
-  const rows = figures.map((f) => [f.name, `${fmt(f.median)} ${f.unit}`, `${fmt(f.min)} – ${fmt(f.max)}`, f.target ?? '', f.note ?? '']);
+  const rows = figures.map((f) => [f.name, `${fmt(f.median)} ${f.unit}`, `${fmt(f.min)} – ${fmt(f.max)}`, targetCell(f), f.note ?? '']);
   const head = ['figure', 'median', 'min – max', 'target', 'note'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
@@ -51,5 +68,8 @@ export function report(bench: string, figures: Figure[], context: Record<string,
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${bench}-${out.at.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2));
+  // The suite runner (`npm run bench`) collects every bench's figures from this file.
+  const suiteOut = process.env['BENCH_OUT'];
+  if (suiteOut !== undefined && suiteOut !== '') writeFileSync(suiteOut, JSON.stringify(out));
   process.stdout.write(`\n${JSON.stringify(out)}\n(written to ${file})\n`);
 }

@@ -144,12 +144,14 @@ const p50 = summarise(
   'round trip p50 (request → approve → final → fetch → decrypt)',
   'ms',
   results.map((r) => r.p50),
-  { target: '≤ 50 ms' },
+  { id: 'share.p50_ms', target: '≤ 50 ms' },
 );
+p50.met = p50.median <= 50;
 const lone = summarise(
   'baseline: lone tx submit→commit (HTTP)',
   'ms',
   results.map((r) => r.lone50),
+  { id: 'share.lone_commit_p50_ms' },
 );
 report(
   'share',
@@ -159,12 +161,14 @@ report(
       'round trip p99',
       'ms',
       results.map((r) => r.p99),
+      { id: 'share.p99_ms' },
     ),
     lone,
     summarise(
       'baseline: HPKE wrap + unwrap',
       'ms',
       results.map((r) => r.hpke50),
+      { id: 'share.hpke_ms' },
     ),
     summarise(
       'ratio: round trip p50 / lone commit p50',

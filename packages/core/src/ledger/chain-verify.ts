@@ -8,14 +8,19 @@ import { verify } from '../crypto/ed25519.ts';
 import type { BlockContext } from '../contracts/context.ts';
 import type { KeyEntry, StateReader, StateWrite } from '../contracts/state.ts';
 import { MedledgerError } from '../errors.ts';
-import { ZERO_HASH, blockHash, nextStateRoot, resultsHashOf, txRootOf, type Block } from './block.ts';
+import { ZERO_HASH, blockHash, chainStateRoot, encodeWrites, resultsHashOf, txRootOf, type Block } from './block.ts';
 import { executeBlock, type BlockEntry, type BlockExecution, type ChainIndex } from './execute.ts';
 import { genesisBlock, networkIdOf, type Genesis } from './genesis.ts';
 import { decodeTx, txSigningMessage } from './tx.ts';
 
 export interface WritableLedgerState extends StateReader, ChainIndex {
   hasTx(txId: string): boolean;
-  apply(writes: readonly StateWrite[], txs: readonly { txId: string; author: string; nonce: string; ok: boolean }[]): void;
+  /** `values`, when given, are the writes' canonical texts (computed once for the state root). */
+  apply(
+    writes: readonly StateWrite[],
+    txs: readonly { txId: string; author: string; nonce: string; ok: boolean }[],
+    values?: readonly (string | null)[],
+  ): void;
 }
 
 /** Ed25519 answers known so far, keyed by (key, message, signature). */
@@ -141,10 +146,12 @@ export async function verifyChain(
       exec.codes.forEach((code, i) => {
         if (code !== block.codes[i]) fail(h.height, `transaction ${i} has code ${String(block.codes[i])}, execution gives ${code}`);
       });
-      if (h.stateRoot !== nextStateRoot(prevStateRoot, exec.writes)) fail(h.height, 'stateRoot does not match re-execution');
+      const encoded = encodeWrites(exec.writes);
+      if (h.stateRoot !== chainStateRoot(prevStateRoot, encoded.hash)) fail(h.height, 'stateRoot does not match re-execution');
       state.apply(
         exec.writes,
         entries.map((e, i) => ({ txId: e.txId, author: e.tx.author, nonce: e.tx.nonce, ok: exec.codes[i] === 'OK' })),
+        encoded.values,
       );
       txCount += entries.length;
       txIds = entries.map((e) => e.txId);

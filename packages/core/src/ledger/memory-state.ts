@@ -22,12 +22,16 @@ export class MemoryState implements WritableLedgerState {
     return this.txIds.has(txId);
   }
 
-  apply(writes: readonly StateWrite[], txs: readonly { txId: string; author: string; nonce: string; ok: boolean }[]): void {
-    for (const w of writes) {
+  apply(
+    writes: readonly StateWrite[],
+    txs: readonly { txId: string; author: string; nonce: string; ok: boolean }[],
+    values?: readonly (string | null)[],
+  ): void {
+    writes.forEach((w, i) => {
       const k = w.table + '\u0000' + w.key;
       if (w.value === null) this.tables.delete(k);
-      else this.tables.set(k, canonicalJson(w.value));
-    }
+      else this.tables.set(k, values?.[i] ?? canonicalJson(w.value));
+    });
     for (const t of txs) {
       this.txIds.add(t.txId);
       if (t.ok) this.nonces.add(t.author + ' ' + t.nonce);
