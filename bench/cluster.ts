@@ -6,7 +6,8 @@
  *
  *   npm run bench:cluster -- [--txs 10000] [--runs 3] [--quick]
  */
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Tx } from '@medledger/core/ledger/tx';
@@ -37,9 +38,30 @@ interface RunResult {
   p99: number;
   lone50: number;
   lone99: number;
+  /** CPU time of every process (validators, NATS servers, this load generator) per final tx. */
+  cpuMsPerTx: number;
   /** A wiped validator rebuilding the whole chain from the stream: txs per second and seconds. */
   catchUpTps: number;
   catchUpSeconds: number;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU seconds of these processes (from /proc), plus this process's own. */
+function cpuSeconds(pidList: number[]): number {
+  let ticks = 0;
+  for (const pid of pidList) {
+    try {
+      // The fields after the command name start at field 3 (state); utime is 14, stime 15.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process has gone: its time is missing and the figure reads low
+    }
+  }
+  const self = process.cpuUsage();
+  return ticks / CLOCK_TICKS + (self.user + self.system) / 1e6;
 }
 
 async function oneRun(cluster: NatsCluster, run: number): Promise<RunResult> {
@@ -87,6 +109,8 @@ async function oneRun(cluster: NatsCluster, run: number): Promise<RunResult> {
       }
     })();
 
+    const pids = (): number[] =>
+      [...nodes.map((n) => n.child.pid ?? 0), ...cluster.servers.map((x) => x.process?.pid ?? 0)].filter((p) => p > 0);
     progress(`cluster run ${run}: enrolling ${AUTHORS} doctors`);
     const roles: Record<string, 'doctor'> = {};
     for (let i = 0; i < AUTHORS; i++) roles[`hosp-a/d${i}`] = 'doctor';
@@ -106,6 +130,7 @@ async function oneRun(cluster: NatsCluster, run: number): Promise<RunResult> {
     progress(`cluster run ${run}: submitting ${TXS} registrations to ${VALIDATORS.length} nodes`);
     const submittedAt = new Map<string, number>();
     let next = 0;
+    const cpu0 = cpuSeconds(pids());
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async (_, w) => {
@@ -119,9 +144,11 @@ async function oneRun(cluster: NatsCluster, run: number): Promise<RunResult> {
       }),
     );
     const deadline = Date.now() + 300_000;
-    while (finalAt.size < TXS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    if (finalAt.size < TXS) throw new Error(`only ${finalAt.size} of ${TXS} became final`);
-    const last = Math.max(...finalAt.values());
+    const unfinal = (): number => txs.reduce((n, t) => n + (finalAt.has(t.txId) ? 0 : 1), 0);
+    while (unfinal() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (unfinal() > 0) throw new Error(`only ${TXS - unfinal()} of ${TXS} became final`);
+    const cpu = cpuSeconds(pids()) - cpu0;
+    const last = Math.max(...txs.map((t) => finalAt.get(t.txId)!));
     const latencies = txs.map((t) => finalAt.get(t.txId)! - submittedAt.get(t.txId)!);
 
     progress(`cluster run ${run}: lone transactions`);
@@ -146,6 +173,7 @@ async function oneRun(cluster: NatsCluster, run: number): Promise<RunResult> {
       p99: percentile(latencies, 99),
       lone50: percentile(lone, 50),
       lone99: percentile(lone, 99),
+      cpuMsPerTx: (cpu * 1000) / TXS,
       catchUpTps: catchUp.txs / catchUp.seconds,
       catchUpSeconds: catchUp.seconds,
     };
@@ -224,6 +252,12 @@ report(
     ms('cluster.p99_ms', 'submit→final p99', (r) => r.p99, { text: '≤ 1,000 ms', max: 1000 }),
     ms('cluster.lone_p50_ms', 'lone tx submit→final p50', (r) => r.lone50, { text: '≤ 100 ms', max: 100 }),
     ms('cluster.lone_p99_ms', 'lone tx submit→final p99', (r) => r.lone99),
+    summarise(
+      'CPU per final tx, all processes (4 validators, 3 NATS, load generator)',
+      'ms',
+      runs.map((r) => r.cpuMsPerTx),
+      { id: 'cluster.cpu_ms_per_tx', note: '2 cores ÷ this = the rate the machine could sustain' },
+    ),
     summarise(
       'catch-up of a wiped validator',
       'tx/s',

@@ -53,6 +53,8 @@ async function stopProfile(session: Session, file: string): Promise<void> {
 }
 
 interface RunResult {
+  /** CPU time of the node's process (main thread, verification workers, SQLite) per tx */
+  cpuMsPerTx: number;
   tps: number;
   p50: number;
   p99: number;
@@ -143,6 +145,7 @@ async function oneRun(run: number): Promise<RunResult> {
     });
   });
   const session = args.profile !== undefined ? await startProfile() : null;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
@@ -155,6 +158,7 @@ async function oneRun(run: number): Promise<RunResult> {
     }),
   );
   await done;
+  const cpu = process.cpuUsage(cpu0);
   const seconds = (lastCommit - t0) / 1000;
   if (session !== null) await stopProfile(session, `${args.profile!}.run${run}.cpuprofile`);
 
@@ -172,6 +176,7 @@ async function oneRun(run: number): Promise<RunResult> {
   rmSync(net.dir, { recursive: true, force: true });
   if (rejected > 0) throw new Error(`${rejected} registrations were rejected`);
   return {
+    cpuMsPerTx: (cpu.user + cpu.system) / 1000 / TXS,
     tps: TXS / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
@@ -205,6 +210,12 @@ report(
     ms('embedded.p99_ms', `submit→commit p99 under load (${IN_FLIGHT} in flight)`, (r) => r.p99),
     ms('embedded.lone_p50_ms', 'lone tx submit→commit p50', (r) => r.lone50),
     ms('embedded.lone_p99_ms', 'lone tx submit→commit p99', (r) => r.lone99),
+    summarise(
+      'CPU per committed tx, all threads of the node',
+      'ms',
+      runs.map((r) => r.cpuMsPerTx),
+      { id: 'embedded.cpu_ms_per_tx', note: 'includes the benchmark’s own submission loop' },
+    ),
     ceiling,
     summarise(
       'committed tx/s ÷ verify ceiling',

@@ -147,6 +147,8 @@ function rows(): Row[] {
   });
   add('cluster.p99_ms', { seed: { value: ratio('baseline.p99_ms', 'cluster.p99_ms'), kind: 'latency' } });
   add('cluster.lone_p50_ms', { seed: { value: ratio('baseline.lone_p50_ms', 'cluster.lone_p50_ms'), kind: 'latency' } });
+  add('embedded.cpu_ms_per_tx');
+  add('cluster.cpu_ms_per_tx');
   add('cluster.catchup_tps', { limit: { of: 'Ed25519 verify, one thread', value: ratio('cluster.catchup_tps', 'limits.ed25519_sync') } });
   add('share.p50_ms');
   add('verify.tps');
