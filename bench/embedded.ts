@@ -6,8 +6,7 @@
  *
  *   npm run bench:embedded -- [--txs 20000] [--runs 3] [--authors 200]
  */
-import { rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fromBase64Url } from '@medledger/core/codec/bytes';
 import { Identity } from '@medledger/core/client/identity';
@@ -18,6 +17,7 @@ import { LedgerNode } from '../packages/node/src/ledger-node.ts';
 import { makeNetwork, recordBody, INSTITUTIONS } from '../test/test-network.ts';
 import { percentile, progress, report, summarise } from './bench-report.ts';
 import { verifyCeiling } from './machine-limits.ts';
+import { startProfile, stopProfile } from './chain-fixture.ts';
 
 installNodeCrypto();
 
@@ -36,21 +36,6 @@ const AUTHORS = args.quick ? 40 : Number(args.authors);
 const PATIENTS = 500;
 const IN_FLIGHT = 4000;
 const LONE = 50;
-
-/** CPU profile of the timed part only (`--profile <file>`), for flame graphs. */
-async function startProfile(): Promise<Session> {
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  return session;
-}
-
-async function stopProfile(session: Session, file: string): Promise<void> {
-  const { profile } = await session.post('Profiler.stop');
-  writeFileSync(file, JSON.stringify(profile));
-  session.disconnect();
-}
 
 interface RunResult {
   /** CPU time of the node's process (main thread, verification workers, SQLite) per tx */

@@ -22,12 +22,12 @@
  * run's verification to `<file>.cpuprofile` and prints its top functions by self time. `--fresh`
  * and `--reuse`: see bench/chain-fixture.ts.
  */
-import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { installNodeCrypto } from '../packages/node/src/crypto/node-crypto.ts';
 import { verifyDataDir } from '../packages/node/src/store/verify-store.ts';
 import { progress, report, summarise } from './bench-report.ts';
+import { verifySyncCeiling } from './machine-limits.ts';
 import { chainFixture, memoryOf, startProfile, stopProfile } from './chain-fixture.ts';
 
 installNodeCrypto();
@@ -46,21 +46,6 @@ const RECORDS = args.quick ? 20_000 : Number(args.txs);
 const RUNS = args.quick ? 1 : Number(args.runs);
 const PER_CORE_TARGET = 10_000;
 const ED25519_SAMPLES = 20_000;
-
-/** Synchronous Ed25519 verifications per second on this thread (node:crypto, parsed key). */
-function ed25519SyncRate(n = ED25519_SAMPLES): number {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  // The size of a transaction's signing message (domain + txId).
-  const msg = Buffer.alloc(48, 7);
-  const sig = nodeSign(null, msg, privateKey);
-  for (let i = 0; i < 500; i++) nodeVerify(null, msg, publicKey, sig);
-  const t0 = performance.now();
-  let ok = 0;
-  for (let i = 0; i < n; i++) if (nodeVerify(null, msg, publicKey, sig)) ok++;
-  const seconds = (performance.now() - t0) / 1000;
-  if (ok !== n) throw new Error('Ed25519 verification failed');
-  return n / seconds;
-}
 
 interface Phase {
   wall: number;
@@ -90,7 +75,7 @@ const runs: RunResult[] = [];
 let profileTop: string[] = [];
 for (let r = 1; r <= RUNS; r++) {
   progress(`verify run ${r}/${RUNS}: Ed25519 sync rate`);
-  const ed25519 = ed25519SyncRate();
+  const ed25519 = verifySyncCeiling(ED25519_SAMPLES);
   const session = r === 1 && args.profile !== undefined ? await startProfile() : null;
   const marks: { wall: number; cpu: number }[] = [];
   let shownAt = 0;
