@@ -57,6 +57,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private halted: unknown = null;
+  /** txId → callbacks of waitForCommit; one lookup per committed tx, however many clients wait */
+  private readonly commitWaiters = new Map<string, Set<() => void>>();
 
   constructor(
     readonly store: LedgerStore,
@@ -134,16 +136,16 @@ export class Peer extends EventEmitter<PeerEvents> {
     const now = this.status(txId);
     if (now.status === 'committed') return Promise.resolve(now);
     return new Promise((resolve) => {
-      const onBlock = (b: CommittedBlock): void => {
-        if (b.txIds.includes(txId)) done();
-      };
+      const waiters = this.commitWaiters.get(txId) ?? new Set();
+      this.commitWaiters.set(txId, waiters);
       const timer = setTimeout(() => done(), timeoutMs);
       const done = (): void => {
         clearTimeout(timer);
-        this.off('block', onBlock);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.commitWaiters.get(txId) === waiters) this.commitWaiters.delete(txId);
         resolve(this.status(txId));
       };
-      this.on('block', onBlock);
+      waiters.add(done);
     });
   }
 
@@ -276,5 +278,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.orderer.committed(block.header.position);
     const committed = this.store.head();
     this.emit('block', { height: block.header.height, hash: committed.hash, time: block.header.time, txIds, codes: block.codes, events });
+    if (this.commitWaiters.size > 0) {
+      for (const txId of txIds) this.commitWaiters.get(txId)?.forEach((done) => done());
+    }
   }
 }
