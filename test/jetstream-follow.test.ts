@@ -3,8 +3,9 @@
  * client's consumer, a follower hands every message of the stream to its handler exactly once and
  * in order. The ordered consumer of @nats-io/jetstream can hang after its server is killed,
  * delivering nothing and reporting nothing (seen in the fault soak: two validators stopped at the
- * same height while reporting themselves healthy); the first test makes such a hang happen on
- * purpose, the second kills and pauses the servers under a live follower.
+ * same height while reporting themselves healthy); the first tests make such a consumer, and one
+ * that loses its place in the stream, on purpose; the last kills and pauses the servers under a
+ * live follower.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
@@ -60,11 +61,13 @@ async function until(what: string, ok: () => boolean, timeoutMs: number): Promis
   }
 }
 
+type Next = (it: AsyncIterator<JsMsg>, handed: number) => Promise<IteratorResult<JsMsg>>;
+
 /**
- * The client's own JetStream, except that the first consumer it makes hands over `before`
- * messages and then hangs: no message, no error, no end; stop() stops the real one underneath.
+ * The client's own JetStream, except that the first consumer it makes misbehaves as `next` says
+ * (given the real iterator and how many messages it handed over); stop() stops the real one.
  */
-function hangingFirstConsumer(js: JetStreamClient, before: number): JetStreamClient {
+function faultyFirstConsumer(js: JetStreamClient, next: Next): JetStreamClient {
   let made = 0;
   const consumers: Pick<Consumers, 'get'> = {
     get: async (...args: Parameters<Consumers['get']>) => {
@@ -77,9 +80,7 @@ function hangingFirstConsumer(js: JetStreamClient, before: number): JetStreamCli
           let handed = 0;
           return {
             stop: () => real.stop(),
-            [Symbol.asyncIterator]: () => ({
-              next: () => (handed++ < before ? it.next() : new Promise<IteratorResult<JsMsg>>(() => undefined)),
-            }),
+            [Symbol.asyncIterator]: () => ({ next: () => next(it, handed++) }),
           } as unknown as ConsumerMessages;
         },
       });
@@ -90,6 +91,29 @@ function hangingFirstConsumer(js: JetStreamClient, before: number): JetStreamCli
   });
 }
 
+/** Hands over `before` messages, then hangs: no message, no error, no end. */
+const hangAfter =
+  (before: number): Next =>
+  (it, handed) =>
+    handed < before ? it.next() : new Promise<IteratorResult<JsMsg>>(() => undefined);
+
+/** Hands over messages in order, except that message `lost` never comes and `repeated` comes twice. */
+function skipAndRepeat(lost: number, repeated: number): Next {
+  let again: IteratorResult<JsMsg> | null = null;
+  const take = async (it: AsyncIterator<JsMsg>): Promise<IteratorResult<JsMsg>> => {
+    if (again !== null) {
+      const r = again;
+      again = null;
+      return r;
+    }
+    const r = await it.next();
+    if (r.done !== true && r.value.seq === repeated) again = r;
+    if (r.done !== true && r.value.seq === lost) return it.next();
+    return r;
+  };
+  return (it) => take(it);
+}
+
 it('abandons a consumer that hangs silently and reads on from the next unhandled message, each message once', async () => {
   await makeStream('HANG');
   await publish('HANG', 40);
@@ -97,7 +121,7 @@ it('abandons a consumer that hangs silently and reads on from the next unhandled
   const troubles: string[] = [];
   const sub = await openStream(cluster.urls, 'test-follower', { name: 'HANG' });
   const follower = await follow(
-    hangingFirstConsumer(sub.js, 15),
+    faultyFirstConsumer(sub.js, hangAfter(15)),
     'HANG',
     1,
     r.handle,
@@ -112,6 +136,32 @@ it('abandons a consumer that hangs silently and reads on from the next unhandled
     expect(r.seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(troubles).toHaveLength(1);
     expect(troubles[0]).toMatch(/no message for \d+ s while the stream holds up to 40/);
+  } finally {
+    follower.stop();
+    await follower.done;
+    await sub.nc.close();
+  }
+});
+
+it('drops a repeated message and abandons a consumer that skips one, so every message is handled once and in order', async () => {
+  await makeStream('SKIP');
+  await publish('SKIP', 30);
+  const r = recorder();
+  const troubles: string[] = [];
+  const sub = await openStream(cluster.urls, 'test-skip', { name: 'SKIP' });
+  const follower = await follow(
+    faultyFirstConsumer(sub.js, skipAndRepeat(12, 5)),
+    'SKIP',
+    1,
+    r.handle,
+    (e) => troubles.push(String(e)),
+    (e) => troubles.push(`fatal: ${String(e)}`),
+    500,
+  );
+  try {
+    await until('the follower to read every message', () => r.seqs.length === 30, 20_000);
+    expect(r.seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(troubles).toEqual(['Error: message 13 arrived where 12 was next']);
   } finally {
     follower.stop();
     await follower.done;

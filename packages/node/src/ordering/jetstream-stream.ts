@@ -56,12 +56,12 @@ const STALL_MS = 5_000;
 /**
  * Reads `stream` from sequence `startSeq` on, handing each message to `handle` in order, until
  * stopped. An ordered consumer re-creates itself after most failures, but not all: when its
- * iterator ends or throws (its server died while the JetStream API had no leader, say), or when it
- * delivers nothing for `STALL_MS` while the stream has messages past the last one handled, the
- * follower abandons it and makes a new one from the next unhandled sequence, with backoff. Each
- * such restart goes to `onTrouble`. A failure of `handle` itself stops the follower and goes to
- * `onFatal`: the node must halt rather than apply a message twice. The first consumer's failure is
- * the caller's.
+ * iterator ends or throws (its server died while the JetStream API had no leader, say), when it
+ * delivers nothing for `STALL_MS` while the stream has messages past the last one handled, or when
+ * it hands over a message out of sequence, the follower abandons it and makes a new one from the
+ * next unhandled sequence, with backoff. Each such restart goes to `onTrouble`. A failure of
+ * `handle` itself stops the follower and goes to `onFatal`: the node must halt rather than apply a
+ * message twice. The first consumer's failure is the caller's.
  */
 export async function follow(
   js: JetStreamClient,
@@ -80,6 +80,8 @@ export async function follow(
   let handling = false;
   let progressAt = Date.now();
   let abandon: (() => void) | null = null;
+  // The sequence a consumer skipped, until a message is handled in order again.
+  let holeAt = -1;
   const open = async (): Promise<ConsumerMessages> => {
     const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
     return consumer.consume(CONSUME_OPTIONS);
@@ -91,6 +93,27 @@ export async function follow(
     try {
       for await (const m of from) {
         if (stopped || mine !== generation) return;
+        // Every node must apply the same messages in the same order, so a follower takes the
+        // stream's sequence numbers one by one: a repeat is dropped, and a message past the next
+        // one means this consumer lost its place, so it is abandoned for one that starts there.
+        if (m.seq < next) continue;
+        if (m.seq > next) {
+          const lost = new Error(`message ${m.seq} arrived where ${next} was next`);
+          if (holeAt === next) {
+            // A fresh consumer asked to start at `next` skipped it too: the stream has a hole,
+            // which this stream (no limits, no deletes) never makes. Halting beats guessing.
+            stopped = true;
+            from.stop();
+            onFatal(new Error(`the stream has no message ${next}: ${lost.message}`));
+            return;
+          }
+          holeAt = next;
+          onTrouble(lost);
+          generation++;
+          from.stop();
+          return;
+        }
+        holeAt = -1;
         handling = true;
         try {
           await handle(m);
