@@ -9,5 +9,7 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
+    // Every test directory under one per run, removed at its end.
+    globalSetup: ['./test/temp-root.ts'],
   },
 });

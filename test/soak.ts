@@ -49,6 +49,7 @@ import {
   makeNetwork,
   observation,
   recordBody,
+  keepTempDir,
   tempDir,
   writeNatsNodeConfigs,
   type Cast,
@@ -841,7 +842,10 @@ async function cleanUp(): Promise<void> {
   }
   // A failed run keeps its data directories and the validators' logs for inspection.
   if (!keep && net !== undefined) await step('remove', () => rmSync(net.dir, { recursive: true, force: true }));
-  else if (net !== undefined) log(`data directories and logs kept in ${net.dir}`);
+  else if (net !== undefined) {
+    keepTempDir(net.dir);
+    log(`data directories and logs kept in ${net.dir}`);
+  }
 }
 
 // Interrupted (Ctrl-C, a CI timeout): still end every process and unmount.

@@ -4,7 +4,7 @@
  * and talks to them over HTTP. Tests use it instead of mocking any part of the node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +34,37 @@ export const INSTITUTIONS: InstitutionPlan[] = [
   { id: 'res-e', name: 'Research E', kind: 'research', validator: false },
 ];
 
+/** Directories made by `tempDir`, removed when the process exits unless kept. */
+const madeDirs = new Set<string>();
+let removalArranged = false;
+
+function removeMadeDirs(): void {
+  if (process.env['MEDLEDGER_KEEP_TEST_DIRS'] !== undefined) return;
+  for (const dir of madeDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a mount point or a file still held open: leave it rather than fail the run at exit
+    }
+  }
+}
+
+/**
+ * A new directory under the system's temp dir (under the run's own one in Vitest, see
+ * temp-root.ts), removed when the process exits (set MEDLEDGER_KEEP_TEST_DIRS to keep every one,
+ * or call `keepTempDir` to keep one for a report).
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `medledger-${prefix}-`));
+  const dir = mkdtempSync(join(process.env['MEDLEDGER_TEST_TMP'] ?? tmpdir(), `medledger-${prefix}-`));
+  if (!removalArranged) process.once('exit', removeMadeDirs);
+  removalArranged = true;
+  madeDirs.add(dir);
+  return dir;
+}
+
+/** Keeps a directory made by `tempDir` after the process exits: its logs explain a failure. */
+export function keepTempDir(dir: string): void {
+  madeDirs.delete(dir);
 }
 
 export async function freePort(): Promise<number> {
