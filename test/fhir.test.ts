@@ -214,6 +214,12 @@ describe('DocumentReference search (ITI-67)', () => {
       records[2]!.id,
     ]);
     expect((await q(`patient=${patient.code}&category=Condition&type=Observation`)).body.total).toBe(0);
+    const byIdentifier = encodeURIComponent(`${MedledgerSystems.patientCode}|${patient.code}`);
+    expect((await q(`patient.identifier=${byIdentifier}&category=Condition`)).body.total).toBe(1);
+    expect(
+      (await fhir(patient.identity, 'GET', `/DocumentReference?patient.identifier=${encodeURIComponent(`urn:other|${patient.code}`)}`))
+        .status,
+    ).toBe(400);
     expect((await q(`patient=${patient.code}&custodian=Organization/hosp-b`)).body.total).toBe(0);
     const entries = records.map((r) => node.peer.store.get('records', r.id) as unknown as RecordEntry);
     const t = entries[2]!.registeredAt;

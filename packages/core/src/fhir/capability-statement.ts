@@ -8,7 +8,14 @@ import type { SearchParamKind } from './search.ts';
 
 /** The search parameters each searchable resource supports (besides _count, _offset, _sort). */
 export const SearchParameters = {
-  DocumentReference: { patient: 'reference', category: 'token', type: 'token', custodian: 'reference', date: 'date' },
+  DocumentReference: {
+    patient: 'reference',
+    'patient.identifier': 'token',
+    category: 'token',
+    type: 'token',
+    custodian: 'reference',
+    date: 'date',
+  },
   Consent: { patient: 'reference', date: 'date' },
   AuditEvent: { patient: 'reference', date: 'date' },
   Provenance: { patient: 'reference', target: 'reference' },
@@ -16,6 +23,7 @@ export const SearchParameters = {
 
 const PARAM_DOCS: Record<string, string> = {
   patient: 'the patient, by patient code (Patient/<code> or <code>)',
+  'patient.identifier': 'the patient’s identifier: https://medledger.dev/fhir/sid/patient-code|<code> (IHE MHD ITI-67)',
   category: 'the record’s FHIR resource type (http://hl7.org/fhir/resource-types)',
   type: 'the record’s FHIR resource type (http://hl7.org/fhir/resource-types)',
   custodian: 'the custodian institution (Organization/<id> or <id>)',

@@ -109,10 +109,21 @@ function forbidden(details: string): MedledgerError {
 /** A patient code from a `patient` parameter (Patient/<code> or <code>). */
 function patientOf(s: ParsedSearch): string | undefined {
   const v = single(s, 'patient');
-  if (v === undefined) return undefined;
-  const code = referenceId('patient', v, 'Patient');
+  // IHE MHD ITI-67 names the patient by identifier as often as by reference.
+  const byIdentifier = s.params.has('patient.identifier') ? single(s, 'patient.identifier') : undefined;
+  if (v !== undefined && byIdentifier !== undefined)
+    throw new MedledgerError('FHIR_SEARCH_UNSUPPORTED', {
+      details: 'Name the patient once.',
+      payload: { parameter: 'patient.identifier' },
+    });
+  if (v === undefined && byIdentifier === undefined) return undefined;
+  const code =
+    v !== undefined ? referenceId('patient', v, 'Patient') : tokenCode('patient.identifier', byIdentifier!, MedledgerSystems.patientCode);
   if (!HEX64.test(code))
-    throw new MedledgerError('FHIR_SEARCH_UNSUPPORTED', { details: 'patient is a patient code.', payload: { parameter: 'patient' } });
+    throw new MedledgerError('FHIR_SEARCH_UNSUPPORTED', {
+      details: 'The patient is named by patient code.',
+      payload: { parameter: 'patient' },
+    });
   return code;
 }
 
@@ -284,6 +295,7 @@ export async function registerFhirRoutes(app: FastifyInstance, o: FhirRoutesOpti
           ...described,
           schema: search('DocumentReference', {
             patient: 'Patient/<patient code> or <patient code>',
+            'patient.identifier': 'https://medledger.dev/fhir/sid/patient-code|<patient code>',
             category: 'FHIR resource type of the record',
             type: 'FHIR resource type of the record',
             custodian: 'Organization/<institution> or <institution>',
