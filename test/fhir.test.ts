@@ -502,3 +502,27 @@ describe('Provenance', () => {
     expectOutcome(await fhir(other.identity, 'GET', `/Provenance/${records[1]!.id}`), 403, 'forbidden', 'ROLE_FORBIDDEN');
   });
 });
+
+describe('a node without a vault', () => {
+  it('answers its metadata, and refuses what it cannot authenticate with an OperationOutcome', async () => {
+    const bare = await LedgerNode.start({
+      dataDir: net.nodeDir('hosp-b'),
+      genesis: net.genesis,
+      institution: 'hosp-b',
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      const saved = base;
+      base = bare.url;
+      try {
+        expect((await fhir(null, 'GET', '/metadata')).status).toBe(200);
+        expectOutcome(await fhir(patient.identity, 'GET', '/AuditEvent'), 503, 'transient', 'NODE_UNAVAILABLE');
+      } finally {
+        base = saved;
+      }
+    } finally {
+      await bare.stop();
+    }
+  });
+});
