@@ -3,7 +3,8 @@
  * has, is valid FHIR R4 by the official JSON Schema (the HTTP tests check the answers in use).
  */
 import { describe, expect, it } from 'vitest';
-import type { AccessLogEntry, Consent, RecordEntry } from '@medledger/core/contracts/state';
+import type { Consent } from '@medledger/core/contracts/state';
+import { accessLogEntry, hex, recordEntry } from '@medledger/core/fhir/ledger-resources.test-fixture';
 import { auditEventOf } from '@medledger/core/fhir/audit-event';
 import { searchBundle } from '@medledger/core/fhir/bundle';
 import { capabilityStatement } from '@medledger/core/fhir/capability-statement';
@@ -14,53 +15,10 @@ import { parseSearch } from '@medledger/core/fhir/search';
 import type { Tx } from '@medledger/core/ledger/tx';
 import { assertValidFhir } from './fhir-schema.ts';
 
-const h = (c: string): string => c.repeat(64);
+const h = hex;
 const SIG = 'A'.repeat(85) + 'A';
-
-const record = (over: Partial<RecordEntry>): RecordEntry => ({
-  recordId: h('1'),
-  state: 'active',
-  patientCode: h('a'),
-  groupKeyId: null,
-  hashAlg: 'sha-256',
-  hashLength: 32,
-  hash: h('2'),
-  custodian: 'hosp-b',
-  category: 'Observation',
-  ciphertextHash: h('3'),
-  size: 1234,
-  storage: 'vault',
-  pointer: 'vault:hosp-b/0123',
-  ciphertext: null,
-  keyEnvelopes: { patient: 'cA', custodian: 'cA' },
-  author: 'hosp-b/dr-park',
-  registeredAt: 1_790_000_000_000,
-  height: 7,
-  version: 1,
-  lineage: h('1'),
-  supersedes: null,
-  supersededBy: null,
-  registrationRequestId: null,
-  ...over,
-});
-
-const logEntry = (over: Partial<AccessLogEntry>): AccessLogEntry => ({
-  entryId: h('4'),
-  patientCode: h('a'),
-  recordId: h('1'),
-  actor: 'hosp-a/dr-kim',
-  actorRole: 'doctor',
-  institution: 'hosp-a',
-  custodian: 'hosp-b',
-  purpose: 'TREAT',
-  outcome: 'served',
-  code: null,
-  consentId: h('5'),
-  reason: 'referral',
-  time: 1_790_000_100_000,
-  height: 9,
-  ...over,
-});
+const record = recordEntry;
+const logEntry = accessLogEntry;
 
 const consent = (over: Partial<Consent>): Consent => ({
   consentId: h('5'),
