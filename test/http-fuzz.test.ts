@@ -178,6 +178,11 @@ function check(x: Exchange, a: Answer): ErrorCode | undefined {
   } catch {
     throw new Error(`refusal without a JSON body: ${what}`);
   }
+  // The FHIR facade refuses with an OperationOutcome carrying the same stable code and sentence.
+  if (x.target.startsWith('/fhir') && (body as { resourceType?: unknown }).resourceType === 'OperationOutcome') {
+    const details = (body as { issue?: { details?: { coding?: { code?: unknown }[]; text?: unknown } }[] }).issue?.[0]?.details;
+    body = { code: details?.coding?.[0]?.code, message: details?.text };
+  }
   expect(typeof body.code === 'string' && isErrorCode(body.code), `no stable code: ${what}`).toBe(true);
   expect(typeof body.message, what).toBe('string');
   expect(body.message as string, `patient code in an error message: ${what}`).not.toContain(patientCode);

@@ -44,6 +44,10 @@ export const ErrorCodes = {
   RECORD_TOO_LARGE: 'The record or attachment is larger than the vault accepts.',
   RECORD_INCOMPLETE: 'The record’s upload is not complete.',
   FHIR_INVALID: 'The record is not a valid FHIR R4 resource of a kind the vault accepts.',
+  // FHIR facade
+  FHIR_SEARCH_UNSUPPORTED: 'The FHIR search uses a parameter, modifier or value this server does not support; it was refused, not ignored.',
+  FHIR_CONSENT_INVALID: 'The FHIR Consent cannot be mapped onto a ledger consent.',
+  FHIR_CONSENT_MISMATCH: 'The FHIR Consent and the signed consent.grant it carries do not say the same thing.',
   // signed requests (RFC 9421) to a vault
   SIGNATURE_MISSING: 'The request carries no HTTP message signature.',
   SIGNATURE_INVALID: 'The request’s HTTP message signature does not verify, or does not cover what it must.',

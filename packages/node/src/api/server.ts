@@ -19,6 +19,7 @@ import type { Peer, CommittedBlock } from '../peer/peer.ts';
 import type { FinalityTracker } from '../peer/finality-tracker.ts';
 import { rawAnswer, rawErrorAnswer, toHttpError } from './http-errors.ts';
 import { registerVaultRoutes } from './vault-routes.ts';
+import { registerFhirRoutes } from './fhir-routes.ts';
 import type { VaultService } from '../vault/vault-service.ts';
 
 export interface ApiOptions {
@@ -466,5 +467,7 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   });
 
   if (o.vault) await registerVaultRoutes(app, o.vault);
+  // The FHIR R4 facade answers on every node; without a vault only its metadata (nothing to authenticate with).
+  await registerFhirRoutes(app, { peer, vault: o.vault ?? null, institution: o.institution });
   return app;
 }

@@ -32,7 +32,8 @@ const errors = {
 const SIGNED =
   'Signed with RFC 9421 HTTP Message Signatures (`Signature-Input`, `Signature`; components @method, @path, @authority, @query when present, content-digest for bodies; parameters created, expires, nonce, keyid = the signer’s key id, alg ed25519, tag medledger-vault).';
 
-function signedRequest(req: FastifyRequest): SignedRequest {
+/** A request as the vault's signature check takes it (the FHIR facade authenticates the same way). */
+export function signedRequest(req: FastifyRequest): SignedRequest {
   return {
     method: req.method,
     protocol: req.protocol,

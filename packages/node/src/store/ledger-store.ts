@@ -262,37 +262,36 @@ export class LedgerStore implements StateReader, ChainIndex {
     range: { column: string; from?: number | undefined; to?: number | undefined } | null,
     order: { column: string; desc: boolean } | null,
     limit: number,
+    offset = 0,
   ): string[] {
-    const clauses: string[] = [];
-    const params: (string | number)[] = [];
-    for (const [col, v] of Object.entries(where)) {
-      if (v === undefined) continue;
-      if (!/^[a-z_]+$/.test(col)) throw new Error('bad column');
-      clauses.push(`${col} = ?`);
-      params.push(v);
-    }
-    if (range !== null) {
-      if (range.from !== undefined) {
-        clauses.push(`${range.column} >= ?`);
-        params.push(range.from);
-      }
-      if (range.to !== undefined) {
-        clauses.push(`${range.column} < ?`);
-        params.push(range.to);
-      }
-    }
+    const { clauses, params } = whereOf(where, range);
     const sql =
       `SELECT value FROM ${stateTableName(table)}` +
       (clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '') +
       (order !== null ? ` ORDER BY ${order.column} ${order.desc ? 'DESC' : 'ASC'}, key` : '') +
-      ' LIMIT ?';
+      (offset > 0 ? ' LIMIT ? OFFSET ?' : ' LIMIT ?');
+    return this.prepared(sql).all(...params, limit, ...(offset > 0 ? [offset] : []));
+  }
+
+  /** How many rows `queryTexts` would find without a limit (for search totals). */
+  count(
+    table: StateTable,
+    where: Record<string, string | number | undefined>,
+    range: { column: string; from?: number | undefined; to?: number | undefined } | null,
+  ): number {
+    const { clauses, params } = whereOf(where, range);
+    const sql = `SELECT COUNT(*) FROM ${stateTableName(table)}` + (clauses.length > 0 ? ` WHERE ${clauses.join(' AND ')}` : '');
+    return Number(this.prepared(sql).get(...params));
+  }
+
+  private prepared(sql: string): Database.Statement<unknown[], string> {
     let stmt = this.queryStmts.get(sql);
     if (stmt === undefined) {
       stmt = this.db.prepare<unknown[], string>(sql).pluck();
       // The SQL is built from a closed set of tables and columns: a few dozen shapes at most.
       if (this.queryStmts.size < 256) this.queryStmts.set(sql, stmt);
     }
-    return stmt.all(...params, limit);
+    return stmt;
   }
 
   /** Every row of a state table in key order, as stored. */
@@ -315,4 +314,30 @@ export class LedgerStore implements StateReader, ChainIndex {
       type: string;
     }>;
   }
+}
+
+/** Equality filters on generated columns and a half-open range, as SQL clauses and their parameters. */
+function whereOf(
+  where: Record<string, string | number | undefined>,
+  range: { column: string; from?: number | undefined; to?: number | undefined } | null,
+): { clauses: string[]; params: (string | number)[] } {
+  const clauses: string[] = [];
+  const params: (string | number)[] = [];
+  for (const [col, v] of Object.entries(where)) {
+    if (v === undefined) continue;
+    if (!/^[a-z_]+$/.test(col)) throw new Error('bad column');
+    clauses.push(`${col} = ?`);
+    params.push(v);
+  }
+  if (range !== null) {
+    if (range.from !== undefined) {
+      clauses.push(`${range.column} >= ?`);
+      params.push(range.from);
+    }
+    if (range.to !== undefined) {
+      clauses.push(`${range.column} < ?`);
+      params.push(range.to);
+    }
+  }
+  return { clauses, params };
 }
