@@ -144,8 +144,8 @@ describe('the web app against a real demo node', () => {
   it('serves the app at / and sends unknown API paths a coded 404', async () => {
     const page = await (await newContext()).newPage();
     await page.goto(`${base}/`);
-    await expect(page.getByRole('heading', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
-    await expect(page.getByText('These identities are synthetic').isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByText('These identities are synthetic').waitFor();
     await shot(page, '01-sign-in');
     const api = await fetch(`${base}/api/no-such-thing`);
     expect(api.status).toBe(404);
@@ -183,7 +183,7 @@ describe('the web app against a real demo node', () => {
     await doctorB.getByLabel(/Reason/).fill('Second opinion on a pneumonia');
     await doctorB.getByRole('button', { name: 'Send request' }).click();
     await doctorB.getByText(/Request sent \(block \d+\)/).waitFor({ timeout: 30_000 });
-    await expect(doctorB.locator('td.state-pending').count()).resolves.toBe(1);
+    await expect.poll(() => doctorB.locator('td.state-pending').count(), { timeout: 30_000 }).toBe(1);
     await shot(doctorB, '04-access-request');
 
     patientPage = await (await newContext({ mobile: true })).newPage();
@@ -209,7 +209,7 @@ describe('the web app against a real demo node', () => {
     const view = doctorB.locator('.record-view');
     await expect(view.locator('.decrypted').textContent()).resolves.toContain(diagnosis);
     // Both receipts (the registration and this access) check out in the browser.
-    await expect(view.locator('[data-verified="true"]').count()).resolves.toBe(2);
+    await expect.poll(() => view.locator('[data-verified="true"]').count(), { timeout: 30_000 }).toBe(2);
     const download = doctorB.waitForEvent('download');
     await view.getByRole('button', { name: 'Download' }).click();
     const file = await download;
@@ -266,12 +266,12 @@ describe('the web app against a real demo node', () => {
 
     await doctorA.getByRole('link', { name: 'Network' }).click();
     await doctorA.getByRole('heading', { name: 'Institutions' }).waitFor();
-    await expect(doctorA.getByText('Riverside University Hospital').isVisible()).resolves.toBe(true);
+    await doctorA.getByText('Riverside University Hospital').waitFor();
     const height = Number(await doctorA.locator('[data-height]').getAttribute('data-height'));
-    // A new block (the patient narrows nothing; a registration request will do) shows up live.
+    // A new request makes a new block: the network view and the patient's open page follow it
+    // through the event stream, without a reload.
     await patientPage.getByRole('link', { name: 'Requests' }).click();
-    const consentTx = await fetch(`${base}/api/health`).then((r) => r.json() as Promise<{ height: number }>);
-    expect(consentTx.height).toBeGreaterThanOrEqual(height);
+    await patientPage.getByText('Nothing is waiting for you.').waitFor();
     await doctorB.getByRole('link', { name: 'Access requests' }).click();
     await doctorB.getByLabel('Patient code').fill(patient().patientCode!);
     await doctorB.getByLabel(/Reason/).fill('Follow-up');
@@ -281,6 +281,7 @@ describe('the web app against a real demo node', () => {
       .poll(async () => Number(await doctorA.locator('[data-height]').getAttribute('data-height')), { timeout: 30_000 })
       .toBeGreaterThan(height);
     await shot(doctorA, '11-network');
+    await patientPage.locator('li.request', { hasText: 'Follow-up' }).waitFor({ timeout: 30_000 });
   });
 
   it('creates a patient key in the browser whose signing key cannot be exported', async () => {
