@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { fromBase64Url } from '@medledger/core/codec/bytes';
@@ -128,9 +128,26 @@ beforeAll(async () => {
   });
 }, 180_000);
 
+/** The pages the README shows; `UPDATE_SCREENSHOTS=1` copies this run's into docs/screenshots. */
+const README_SHOTS = [
+  '01-sign-in',
+  '02-register-form',
+  '06-record-decrypted',
+  '10-transactions',
+  '05-patient-requests',
+  '07-patient-timeline',
+  '09-open-refused',
+  '11-network',
+];
+
 afterAll(async () => {
   await browser?.close();
   await node?.stop();
+  if (process.env['UPDATE_SCREENSHOTS'] === '1') {
+    const docs = join(ROOT, 'docs/screenshots');
+    mkdirSync(docs, { recursive: true });
+    for (const name of README_SHOTS) copyFileSync(join(OUT, `${name}.png`), join(docs, `${name}.png`));
+  }
 });
 
 describe('the web app against a real demo node', () => {
