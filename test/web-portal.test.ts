@@ -301,6 +301,54 @@ describe('the web app against a real demo node', () => {
     await patientPage.locator('li.request', { hasText: 'Follow-up' }).waitFor({ timeout: 30_000 });
   });
 
+  it('a clinic doctor signs in with a key file and asks first; the patient accepts, narrows a consent, opens and erases a record', async () => {
+    const clinic = await (await newContext()).newPage();
+    await clinic.goto(`${base}/sign-in`);
+    await clinic.getByLabel('Key file (JSON)').setInputFiles({
+      name: 'dr-gil.json',
+      mimeType: 'application/json',
+      buffer: readFileSync(join(dataDir, 'identities', 'clinic-east__dr-gil.json')),
+    });
+    await clinic.getByText('Dr. Ana Gil · doctor · clinic-east').waitFor();
+    await clinic.getByRole('link', { name: 'Register' }).click();
+    await clinic.getByLabel('Patient code').fill(patient().patientCode!);
+    await clinic.getByLabel('Diagnosis').fill('Essential hypertension, follow-up');
+    await clinic.getByRole('button', { name: 'Ask the patient first' }).click();
+    await clinic.getByText(/Asked the patient/).waitFor({ timeout: 30_000 });
+
+    await patientPage.getByRole('link', { name: 'Requests' }).click();
+    const ask = patientPage.locator('li.request', { hasText: 'clinic-east/dr-gil' });
+    await ask.getByRole('button', { name: 'Accept' }).click();
+    await patientPage.getByText(/You accepted the registration/).waitFor({ timeout: 30_000 });
+
+    await clinic.getByRole('button', { name: 'Register record' }).click();
+    await clinic.getByText(/Registered in block \d+/).waitFor({ timeout: 30_000 });
+
+    // The demo's consent lets Riverside's doctors read conditions and observations: keep conditions only.
+    await patientPage.getByRole('link', { name: 'Consents' }).click();
+    const grant = patientPage.locator('li.consent', { hasText: 'doctors at hosp-river' });
+    await grant.getByRole('button', { name: 'Narrow' }).click();
+    await grant.getByLabel('Observation').uncheck();
+    await grant.getByRole('button', { name: 'Save narrower consent' }).click();
+    await patientPage.getByText(/Narrowed \(block \d+\)/).waitFor({ timeout: 30_000 });
+    await expect.poll(() => grant.textContent(), { timeout: 30_000 }).toMatch(/may read Condition for treatment/);
+
+    // The patient opens the clinic's record with their own key, then has it erased.
+    await patientPage.getByRole('link', { name: 'Records', exact: true }).click();
+    const row = patientPage.locator('tr', { hasText: 'clinic-east' }).filter({ hasText: 'Condition' });
+    await row.getByRole('button', { name: /View Condition record/ }).click();
+    await patientPage.getByRole('button', { name: 'Open and decrypt' }).click();
+    await patientPage.locator('[data-decrypted="true"]').waitFor({ timeout: 30_000 });
+    await expect(patientPage.locator('.decrypted').textContent()).resolves.toContain('Essential hypertension, follow-up');
+    await shot(patientPage, '13-patient-record');
+    patientPage.once('dialog', (d) => void d.accept());
+    await patientPage.getByRole('button', { name: 'Request erasure' }).click();
+    await patientPage.getByText(/Erased \(block \d+\)/).waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => patientPage.locator('tr', { hasText: 'clinic-east' }).filter({ hasText: 'Condition' }).textContent(), { timeout: 30_000 })
+      .toContain('erased');
+  });
+
   it('creates a patient key in the browser whose signing key cannot be exported', async () => {
     const page = await (await newContext({ mobile: true })).newPage();
     await page.goto(`${base}/sign-in`);

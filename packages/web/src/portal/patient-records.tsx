@@ -28,7 +28,7 @@ export function RecordList({
       {records.data !== null && records.data.length === 0 && <p>No records are indexed for this patient.</p>}
       {records.data !== null && records.data.length > 0 && (
         <div className="table-wrap">
-          <table>
+          <table className="stack-on-phone">
             <caption>Records in the index ({records.data.length})</caption>
             <thead>
               <tr>
@@ -42,11 +42,11 @@ export function RecordList({
             <tbody>
               {records.data.map((r) => (
                 <tr key={r.recordId} aria-selected={r.recordId === selected}>
-                  <td>{r.category}</td>
-                  <td>{r.custodian}</td>
-                  <td>{when(r.registeredAt)}</td>
-                  <td>{r.state}</td>
-                  <td>
+                  <td data-label="Category">{r.category}</td>
+                  <td data-label="Custodian">{r.custodian}</td>
+                  <td data-label="Registered">{when(r.registeredAt)}</td>
+                  <td data-label="State">{r.state}</td>
+                  <td data-label="Record">
                     <button
                       type="button"
                       className="link"
