@@ -77,10 +77,10 @@ async function signInAs(page: Page, name: string): Promise<void> {
 }
 
 /**
- * Runs in the page (a string: this file is type-checked without the DOM library): reads the
- * identity the page just made from IndexedDB and tries to export its signing key.
+ * Runs in the page (a string: this file is type-checked without the DOM library): lists the
+ * identities the page keeps in IndexedDB and tries to export each private key.
  */
-const READ_CREATED_KEY = `(async () => {
+const READ_HELD_KEYS = `(async () => {
   const db = await new Promise((resolve, reject) => {
     const r = indexedDB.open('medledger', 1);
     r.onsuccess = () => resolve(r.result);
@@ -90,14 +90,20 @@ const READ_CREATED_KEY = `(async () => {
     const r = db.transaction('identities').objectStore('identities').getAll();
     r.onsuccess = () => resolve(r.result);
   });
-  const mine = all.find((s) => s.label === 'my phone');
-  let exported = true;
-  try {
-    await crypto.subtle.exportKey('pkcs8', mine.signingKey);
-  } catch {
-    exported = false;
+  const exports = async (key) => {
+    try {
+      await crypto.subtle.exportKey('pkcs8', key);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const out = [];
+  for (const s of all) {
+    const keys = [s.signingKey, s.encryption.keys.privateKey];
+    out.push({ label: s.label, extractable: keys.some((k) => k.extractable), exported: (await Promise.all(keys.map(exports))).some(Boolean) });
   }
-  return { extractable: mine.signingKey.extractable, exported, encryptionKey: mine.encryption.privateKey };
+  return out;
 })()`;
 
 beforeAll(async () => {
@@ -349,16 +355,21 @@ describe('the web app against a real demo node', () => {
       .toContain('erased');
   });
 
-  it('creates a patient key in the browser whose signing key cannot be exported', async () => {
+  it('keeps every private key non-extractable in IndexedDB: created here, imported from a file, or a demo key', async () => {
     const page = await (await newContext({ mobile: true })).newPage();
     await page.goto(`${base}/sign-in`);
     await page.getByLabel('Name for this key').fill('my phone');
     await page.getByRole('button', { name: 'Create key' }).click();
     await page.getByText('A key for my phone is kept in this browser.').waitFor();
-    const held = await page.evaluate<{ extractable: boolean; exported: boolean; encryptionKey: string }>(READ_CREATED_KEY);
-    expect(held).toMatchObject({ extractable: false, exported: false });
-    remember(held.encryptionKey, false);
     await shot(page, '12-created-key');
+    type Held = { label: string; extractable: boolean; exported: boolean }[];
+    const created = await page.evaluate<Held>(READ_HELD_KEYS);
+    expect(created).toEqual([{ label: 'my phone', extractable: false, exported: false }]);
+    // The pages that signed in with a demo identity or a key file hold theirs the same way.
+    for (const held of [await doctorB.evaluate<Held>(READ_HELD_KEYS), await patientPage.evaluate<Held>(READ_HELD_KEYS)]) {
+      expect(held.length).toBeGreaterThan(0);
+      for (const h of held) expect(h, h.label).toMatchObject({ extractable: false, exported: false });
+    }
   });
 
   it('no private key ever appears in a request the browsers sent', () => {

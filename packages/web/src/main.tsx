@@ -2,11 +2,11 @@
 import './buffer-global.ts';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { installBrowserSigning } from './keys/browser-keys.ts';
+import { installBrowserKeys } from './keys/browser-keys.ts';
 import { App } from './app.tsx';
 import './styles.css';
 
-installBrowserSigning();
+installBrowserKeys();
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

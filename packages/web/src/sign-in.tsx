@@ -8,7 +8,8 @@ import { Identity } from '@medledger/core/client/identity';
 import { MedledgerError, isMedledgerError } from '@medledger/core/errors';
 import { getJson } from './ledger/node-api.ts';
 import type { DemoIdentity } from './ledger/ledger-types.ts';
-import { importSigningSeed, isKey } from './keys/browser-keys.ts';
+import { generateEncryptionKey, importEncryptionKey, importSigningSeed, isKey } from './keys/browser-keys.ts';
+import { generateSigningKey } from '@medledger/core/crypto/ed25519';
 import { forgetIdentity, listIdentities, saveIdentity, storedFrom, type StoredIdentity } from './keys/key-store.ts';
 import { SessionContext, openSession } from './session.ts';
 import { ErrorNotice } from './ui/error-notice.tsx';
@@ -37,20 +38,13 @@ function asKeyFile(value: unknown): KeyFile {
   return f as KeyFile;
 }
 
-/** Imports a key file's keys into this browser: the signing seed becomes a non-extractable key. */
+/** Imports a key file's keys into this browser as non-extractable keys; the file's bytes are not kept. */
 async function importKeyFile(file: KeyFile, o: { synthetic: boolean; patientCode: string | null }): Promise<StoredIdentity> {
-  const { pair, key } = await importSigningSeed(file.signing.publicKey, file.signing.privateKey);
-  const identity = new Identity({ label: file.label, signing: pair, encryption: file.encryption });
-  const stored: StoredIdentity = {
-    keyId: identity.keyId,
-    label: file.label,
-    signingPublicKey: file.signing.publicKey,
-    signingKey: key,
-    encryption: { publicKey: file.encryption.publicKey, privateKey: file.encryption.privateKey },
-    patientCode: o.patientCode ?? (typeof file.patientCode === 'string' && PATIENT_CODE.test(file.patientCode) ? file.patientCode : null),
-    synthetic: o.synthetic,
-    savedAt: Date.now(),
-  };
+  const signing = await importSigningSeed(file.signing.publicKey, file.signing.privateKey);
+  const encryption = await importEncryptionKey(file.encryption.publicKey, file.encryption.privateKey);
+  const identity = new Identity({ label: file.label, signing: signing.pair, encryption: encryption.pair });
+  const fileCode = typeof file.patientCode === 'string' && PATIENT_CODE.test(file.patientCode) ? file.patientCode : null;
+  const stored = storedFrom(identity, { patientCode: o.patientCode ?? fileCode, synthetic: o.synthetic });
   await saveIdentity(stored);
   return stored;
 }
@@ -240,7 +234,12 @@ export function SignIn() {
             e.preventDefault();
             void action.run(async () => {
               const label = newLabel.trim() === '' ? 'patient' : newLabel.trim();
-              const identity = await Identity.generate(label);
+              // Both keys are made non-extractable here (core's generator would export them as bytes).
+              const identity = new Identity({
+                label,
+                signing: await generateSigningKey(),
+                encryption: (await generateEncryptionKey()).pair,
+              });
               await saveIdentity(storedFrom(identity, { patientCode: code(), synthetic: false }));
               setCreated(identity);
               return `A key for ${label} is kept in this browser.`;

@@ -1,18 +1,17 @@
 /**
- * The identities this browser holds, kept in IndexedDB: the signing key as a non-extractable
- * CryptoKey (IndexedDB stores it by structured clone, never as bytes), the encryption key pair,
- * and what the ledger says the identity is. Nothing here is ever sent to a server.
+ * The identities this browser holds, kept in IndexedDB: the signing key and the encryption key
+ * pair as non-extractable CryptoKeys (IndexedDB stores them by structured clone, never as bytes
+ * a script could read). Nothing here is ever sent to a server.
  */
 import { Identity } from '@medledger/core/client/identity';
-import type { X25519KeyPair } from '@medledger/core/crypto/x25519';
-import { holdSigningKey, signingKeyOf } from './browser-keys.ts';
+import { encryptionKeysOf, holdEncryptionKey, holdSigningKey, signingKeyOf } from './browser-keys.ts';
 
 export interface StoredIdentity {
   keyId: string;
   label: string;
   signingPublicKey: string;
   signingKey: CryptoKey;
-  encryption: X25519KeyPair;
+  encryption: { publicKey: string; keys: CryptoKeyPair };
   /** the patient code a patient identity acts for (null for staff) */
   patientCode: string | null;
   /** a demo identity: synthetic keys that the demo node also has */
@@ -62,19 +61,21 @@ export function forgetIdentity(keyId: string): Promise<undefined> {
 /** The core Identity that signs with the stored (non-extractable) key. */
 export function identityOf(s: StoredIdentity): Identity {
   const signing = holdSigningKey(s.signingPublicKey, s.signingKey);
-  return new Identity({ label: s.label, signing, encryption: s.encryption });
+  const encryption = holdEncryptionKey(s.encryption.publicKey, s.encryption.keys);
+  return new Identity({ label: s.label, signing, encryption });
 }
 
-/** Stores a fresh core Identity whose signing key this browser generated under a handle. */
+/** What to store of a core Identity whose keys this browser holds under handles. */
 export function storedFrom(identity: Identity, o: { patientCode: string | null; synthetic: boolean }): StoredIdentity {
   const key = signingKeyOf(identity.file.signing.privateKey);
-  if (key === undefined) throw new TypeError('the identity’s signing key is not held by this browser');
+  const keys = encryptionKeysOf(identity.file.encryption.privateKey);
+  if (key === undefined || keys === undefined) throw new TypeError('the identity’s keys are not held by this browser');
   return {
     keyId: identity.keyId,
     label: identity.label,
     signingPublicKey: identity.signingKey,
     signingKey: key,
-    encryption: identity.file.encryption,
+    encryption: { publicKey: identity.encryptionKey, keys },
     patientCode: o.patientCode,
     synthetic: o.synthetic,
     savedAt: Date.now(),
