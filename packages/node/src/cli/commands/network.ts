@@ -149,7 +149,7 @@ export function registerNetworkCommands(program: Command): void {
       const dataDir = resolve(o.data);
       const node = await runDemo({ dataDir, host: o.host, port, log: (l) => process.stdout.write(l + '\n') });
       process.stdout.write(
-        `medledger demo: web app on http://localhost:${port}/, API under /api (OpenAPI at /api/openapi.json), data in ${dataDir}\n`,
+        `medledger demo: API on http://localhost:${port} (OpenAPI at /api/openapi.json), web app at http://localhost:${port}/, data in ${dataDir}\n`,
       );
       onSignals(() => node.stop());
     });
