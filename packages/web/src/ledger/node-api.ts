@@ -42,6 +42,8 @@ export interface Health {
   stateRoot: string;
   time: number;
   finalHeight: number | null;
+  divergence: unknown;
+  dissentingValidators: string[];
 }
 
 let firstHealth: Promise<Health> | null = null;

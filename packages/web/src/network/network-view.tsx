@@ -39,6 +39,15 @@ export function NetworkView() {
     <main id="main" className="page">
       <h1>Network</h1>
       <ErrorNotice error={health.error ?? members.error ?? blocks.error} />
+      {h !== null && h.status !== 'ok' && (
+        <div className="notice error" role="alert" data-code={h.status}>
+          <strong className="code">{h.status}</strong>{' '}
+          {h.status === 'DIVERGENCE'
+            ? 'A quorum of validators certified a different block than this node: it has stopped committing until an operator looks.'
+            : 'This node has stopped applying blocks; its operator must look at its log.'}
+          {h.dissentingValidators.length > 0 && <> Validators that signed something else: {h.dissentingValidators.join(', ')}.</>}
+        </div>
+      )}
       <section aria-labelledby="status-h" className="card">
         <h2 id="status-h">This node</h2>
         <dl className="facts">

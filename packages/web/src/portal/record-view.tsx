@@ -80,7 +80,9 @@ function attachmentsOf(resource: JsonObject): Attachment[] {
   });
 }
 
-export function RecordView({ entry, asPatient, purpose = 'TREAT' }: { entry: RecordEntry; asPatient: boolean; purpose?: Purpose }) {
+export function RecordView({ entry, asPatient, purpose }: { entry: RecordEntry; asPatient: boolean; purpose?: Purpose }) {
+  // A patient reads their own records as "patient requested"; staff, for treatment unless told.
+  const why: Purpose = purpose ?? (asPatient ? 'PATRQT' : 'TREAT');
   const session = useSession()!;
   const [opened, setOpened] = useState<OpenedRecord | null>(null);
   const open = useAction();
@@ -111,7 +113,7 @@ export function RecordView({ entry, asPatient, purpose = 'TREAT' }: { entry: Rec
         onClick={() =>
           void open.run(async () => {
             setOpened(null);
-            const o = await openRecordHere(session.identity, entry, purpose, asPatient);
+            const o = await openRecordHere(session.identity, entry, why, asPatient);
             setOpened(o);
             return 'Decrypted in this browser; its hash matches the ledger.';
           })
