@@ -107,8 +107,15 @@ export function RecordView({ entry, asPatient, purpose }: { entry: RecordEntry; 
         <dt>Stored</dt>
         <dd>{entry.storage === 'vault' ? 'in the custodian’s vault' : 'on the chain'}</dd>
       </dl>
+      {entry.storage === 'chain' && !asPatient && (
+        <p className="notice">
+          This record is kept on the chain (the TMSMD mode), sealed to the patient and to {entry.custodian} itself, not to its staff; the
+          vault serves only records it keeps, so it opens for the patient alone.
+        </p>
+      )}
       <button
         type="button"
+        hidden={entry.storage === 'chain' && !asPatient}
         disabled={open.busy}
         onClick={() =>
           void open.run(async () => {
