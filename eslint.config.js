@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { defineConfig } from 'eslint/config';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 export default defineConfig(
   { ignores: ['**/node_modules/**', '**/dist/**', 'bench/results/**', 'test-output/**', '.medledger/**'] },
@@ -10,7 +11,7 @@ export default defineConfig(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.ts', 'packages/node/bin/*.js'] },
+        projectService: { allowDefaultProject: ['*.js', '*.ts', 'packages/node/bin/*.js', 'packages/web/vite.config.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -28,6 +29,8 @@ export default defineConfig(
     },
   },
   { files: ['**/*.js'], extends: [tseslint.configs.disableTypeChecked] },
+  // The browser app: the rules of hooks (React's own plugin, with its compiler-based checks).
+  { files: ['packages/web/src/**/*.{ts,tsx}'], extends: [reactHooks.configs.flat.recommended] },
   {
     files: ['**/*.test.ts', 'test/**', 'bench/**'],
     rules: {

@@ -10,6 +10,7 @@ import { LedgerStore } from './store/ledger-store.ts';
 import { SoloOrderer } from './ordering/solo-orderer.ts';
 import { Peer } from './peer/peer.ts';
 import { createApi } from './api/server.ts';
+import { DEFAULT_WEB_DIST } from './api/web-app.ts';
 import { DataDirFiles, type NodeConfig } from './config/data-dir.ts';
 import { NatsOrderer } from './ordering/nats-orderer.ts';
 import { FinalityTracker } from './peer/finality-tracker.ts';
@@ -33,6 +34,10 @@ export interface LedgerNodeOptions {
   vault?: VaultConfig | null;
   /** where this node's identity files are (default: <dataDir>/keys) */
   keysDir?: string;
+  /** the built browser app served at `/` (default: packages/web/dist; null: none) */
+  webDist?: string | null;
+  /** `medledger demo` only: synthetic identity files the app's sign-in may offer */
+  demoIdentitiesDir?: string | null;
 }
 
 export class LedgerNode {
@@ -88,6 +93,8 @@ export class LedgerNode {
       logger: o.logger ?? false,
       finality,
       vault,
+      webDist: o.webDist === undefined ? DEFAULT_WEB_DIST : o.webDist,
+      demoIdentitiesDir: o.demoIdentitiesDir ?? null,
     });
     await node.app.listen({ host: o.host, port: o.port });
     // The vault answers signed requests addressed to this node's own address (and to the

@@ -61,11 +61,29 @@ export async function wrapDataKey(dataKey: Uint8Array, recipientPublicKey: strin
   return toBase64Url(concatBytes(new Uint8Array(enc), new Uint8Array(ct)));
 }
 
-/** Unwraps a data key with the recipient's X25519 private key (raw, base64url). */
+/** A recipient's key pair as HPKE takes it (typed by @hpke/core, which the DOM and Node libraries agree on). */
+export type RecipientKeyPair = Extract<Parameters<typeof suite.open>[0]['recipientKey'], { privateKey: unknown }>;
+
+/**
+ * Where a private key that must not exist as bytes is found: a browser keeps its X25519 key as a
+ * non-extractable WebCrypto key and passes a handle in place of the raw key; this resolves the
+ * handle to the key pair. By default nothing resolves and keys are raw base64url.
+ */
+let recipientKeyResolver: (privateKey: string) => RecipientKeyPair | undefined = () => undefined;
+
+export function setRecipientKeyResolver(resolve: (privateKey: string) => RecipientKeyPair | undefined): void {
+  recipientKeyResolver = resolve;
+}
+
+async function recipientKey(privateKey: string): Promise<Parameters<typeof suite.open>[0]['recipientKey']> {
+  return recipientKeyResolver(privateKey) ?? (await suite.kem.importKey('raw', buf(fromBase64Url(privateKey)), false));
+}
+
+/** Unwraps a data key with the recipient's X25519 private key (raw, base64url, or a resolvable handle). */
 export async function unwrapDataKey(envelope: string, recipientPrivateKey: string): Promise<Uint8Array> {
   try {
     const bytes = fromBase64Url(envelope);
-    const sk = await suite.kem.importKey('raw', buf(fromBase64Url(recipientPrivateKey)), false);
+    const sk = await recipientKey(recipientPrivateKey);
     const pt = await suite.open(
       { recipientKey: sk, enc: buf(bytes.subarray(0, ENC_LENGTH)), info: buf(WRAP_INFO) },
       buf(bytes.subarray(ENC_LENGTH)),
@@ -90,7 +108,7 @@ export async function sealTo(plaintext: Uint8Array, recipientPublicKey: string, 
 export async function openSealed(envelope: string, recipientPrivateKey: string, info: string): Promise<Uint8Array> {
   try {
     const bytes = fromBase64Url(envelope);
-    const sk = await suite.kem.importKey('raw', buf(fromBase64Url(recipientPrivateKey)), false);
+    const sk = await recipientKey(recipientPrivateKey);
     const pt = await suite.open(
       { recipientKey: sk, enc: buf(bytes.subarray(0, ENC_LENGTH)), info: buf(utf8(info)) },
       buf(bytes.subarray(ENC_LENGTH)),

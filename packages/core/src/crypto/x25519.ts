@@ -19,6 +19,14 @@ export async function generateEncryptionKey(): Promise<X25519KeyPair> {
   return { publicKey: toBase64Url(raw), privateKey: toBase64Url(pkcs8.subarray(PKCS8_PREFIX_LENGTH)) };
 }
 
+/** The PKCS#8 form WebCrypto imports a raw X25519 private key (base64url) from. */
+export function x25519Pkcs8(privateKeyB64url: string): Uint8Array<ArrayBuffer> {
+  const pkcs8 = new Uint8Array(PKCS8_PREFIX.length + 32);
+  pkcs8.set(PKCS8_PREFIX);
+  pkcs8.set(rawKey(privateKeyB64url), PKCS8_PREFIX.length);
+  return pkcs8;
+}
+
 function rawKey(keyB64url: string): Uint8Array<ArrayBuffer> {
   const raw = fromBase64Url(keyB64url);
   if (raw.length !== 32) throw new TypeError('an X25519 key is 32 bytes');
@@ -32,10 +40,7 @@ function rawKey(keyB64url: string): Uint8Array<ArrayBuffer> {
  */
 export async function x25519SharedSecret(privateKeyB64url: string, publicKeyB64url: string): Promise<Uint8Array> {
   const subtle = globalThis.crypto.subtle;
-  const pkcs8 = new Uint8Array(PKCS8_PREFIX.length + 32);
-  pkcs8.set(PKCS8_PREFIX);
-  pkcs8.set(rawKey(privateKeyB64url), PKCS8_PREFIX.length);
-  const privateKey = await subtle.importKey('pkcs8', pkcs8, { name: 'X25519' }, false, ['deriveBits']);
+  const privateKey = await subtle.importKey('pkcs8', x25519Pkcs8(privateKeyB64url), { name: 'X25519' }, false, ['deriveBits']);
   const publicKey = await subtle.importKey('raw', rawKey(publicKeyB64url), { name: 'X25519' }, false, []);
   const secret = new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: publicKey }, privateKey, 256));
   if (secret.every((b) => b === 0)) throw new TypeError('X25519 shared secret is all zero (low-order public key)');

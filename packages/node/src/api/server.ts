@@ -21,6 +21,9 @@ import { rawAnswer, rawErrorAnswer, toHttpError } from './http-errors.ts';
 import { registerVaultRoutes } from './vault-routes.ts';
 import { registerFhirRoutes } from './fhir-routes.ts';
 import type { VaultService } from '../vault/vault-service.ts';
+import { registerWebApp } from './web-app.ts';
+import { registerDemoIdentities } from './demo-identities.ts';
+import type { KeyEntry, Patient, Staff } from '@medledger/core/contracts/state';
 
 export interface ApiOptions {
   /** largest request body accepted, bytes */
@@ -33,6 +36,10 @@ export interface ApiOptions {
   finality?: FinalityTracker | null;
   /** the vault(s) this node keeps, served under /vault */
   vault?: VaultService | null;
+  /** the built browser app to serve at `/` (packages/web/dist); null serves none */
+  webDist?: string | null;
+  /** `medledger demo` only: the demo's synthetic identity files, offered to the app's sign-in */
+  demoIdentitiesDir?: string | null;
 }
 
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -100,7 +107,9 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     if (status >= 500) app.log.error({ code: body.code, err: error instanceof Error ? error.name : 'error' }, 'request failed');
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((_req, reply) => reply.status(404).send(new MedledgerError('NOT_FOUND').toJSON()));
+  const web = o.webDist == null ? null : await registerWebApp(app, o.webDist);
+  // A path the app routes in the browser gets its index.html; anything else a coded 404.
+  app.setNotFoundHandler((req, reply) => web?.fallback(req, reply) || reply.status(404).send(new MedledgerError('NOT_FOUND').toJSON()));
   // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without exactly one Host.
   app.addHook('onRequest', (req, _reply, done) => {
     const hosts = req.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length;
@@ -258,6 +267,35 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         hash: stored.hash,
         header: stored.block.header,
         txs: stored.block.txs.map((tx, i) => ({ txId: txIdOf(tx), code: stored.block.codes[i], tx })),
+      };
+    },
+  );
+
+  app.get(
+    '/api/keys/:keyId',
+    {
+      schema: {
+        summary: 'Who holds a signing key: its owner (staff with role and institution, patient, institution, issuer) and status',
+        tags: ['consortium'],
+        params: Type.Object({ keyId: Type.String({ pattern: '^k[0-9a-f]{40}$' }) }),
+        response: { 404: ErrorBody },
+      },
+    },
+    (req) => {
+      const key = store.get('keys', (req.params as { keyId: string }).keyId) as unknown as KeyEntry | undefined;
+      if (key === undefined) throw new MedledgerError('NOT_FOUND', { details: 'No identity holds this key.' });
+      const owner = key.owner;
+      const staff = owner.kind === 'staff' ? (store.get('staff', owner.staffId) as unknown as Staff | undefined) : undefined;
+      const patient = owner.kind === 'patient' ? (store.get('patients', owner.patientCode) as unknown as Patient | undefined) : undefined;
+      return {
+        keyId: key.keyId,
+        status: key.status,
+        owner,
+        staff:
+          staff === undefined
+            ? null
+            : { staffId: staff.staffId, institution: staff.institution, role: staff.role, displayName: staff.displayName },
+        patient: patient === undefined ? null : { patientCode: patient.patientCode, home: patient.home },
       };
     },
   );
@@ -469,5 +507,6 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   if (o.vault) await registerVaultRoutes(app, o.vault);
   // The FHIR R4 facade answers on every node; without a vault only its metadata (nothing to authenticate with).
   await registerFhirRoutes(app, { peer, vault: o.vault ?? null, institution: o.institution });
+  if (o.demoIdentitiesDir != null) registerDemoIdentities(app, store, o.demoIdentitiesDir);
   return app;
 }

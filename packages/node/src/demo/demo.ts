@@ -74,9 +74,13 @@ function identitiesDir(dataDir: string): string {
 }
 
 /** The embedded consortium keeps every care institution's vault in its one node. */
-function demoVaults(dataDir: string): { vault: VaultConfig; keysDir: string } {
+function demoVaults(dataDir: string): { vault: VaultConfig; keysDir: string; demoIdentitiesDir: string } {
   const care = DEMO_INSTITUTIONS.filter((i) => i.kind !== 'research').map((i) => i.id);
-  return { vault: { store: { kind: 'sqlite' }, institutions: care }, keysDir: identitiesDir(dataDir) };
+  return {
+    vault: { store: { kind: 'sqlite' }, institutions: care },
+    keysDir: identitiesDir(dataDir),
+    demoIdentitiesDir: identitiesDir(dataDir),
+  };
 }
 
 /** Starts the demo node, creating and seeding the network on first start. */

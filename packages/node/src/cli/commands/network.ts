@@ -148,7 +148,9 @@ export function registerNetworkCommands(program: Command): void {
       const port = integerOption(o.port ?? process.env['PORT'] ?? '8080', o.port === undefined ? 'PORT' : '--port', 0, 65535);
       const dataDir = resolve(o.data);
       const node = await runDemo({ dataDir, host: o.host, port, log: (l) => process.stdout.write(l + '\n') });
-      process.stdout.write(`medledger demo: API on http://localhost:${port} (OpenAPI at /api/openapi.json), data in ${dataDir}\n`);
+      process.stdout.write(
+        `medledger demo: API on http://localhost:${port} (OpenAPI at /api/openapi.json), web app at http://localhost:${port}/, data in ${dataDir}\n`,
+      );
       onSignals(() => node.stop());
     });
 }
