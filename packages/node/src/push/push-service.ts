@@ -141,13 +141,14 @@ export class PushService extends EventEmitter<{ notification: [Notification] }> 
       txs.forEach((tx, i) => {
         if (codes[i] !== 'OK') return;
         if (RECORD_TXS.has(tx.type)) {
+          const type = tx.type === 'records.amend' ? 'record.amended' : 'record.registered';
           for (const n of this.recordNotifications(txIdOf(tx), h, header.time)) {
             notes.push(n);
             const hook = this.webhooks.get(n.institution);
             if (hook === undefined) continue;
             const deliveryId = sha256Hex(`medledger/delivery/v1 ${n.subscriptionId} ${n.recordId}`);
             const body = JSON.stringify({
-              type: 'record.registered',
+              type,
               deliveryId,
               subscriptionId: n.subscriptionId,
               subscriber: n.subscriber,
@@ -186,20 +187,23 @@ export class PushService extends EventEmitter<{ notification: [Notification] }> 
     const record = state.get<RecordEntry>('records', recordId);
     if (record === undefined) return [];
     const subs = this.o.peer.store.query('subscriptions', { patient_code: record.patientCode }, null, null, 10_000);
-    return (subs as unknown as Subscription[])
-      .filter((s) => s.status === 'active' && (s.categories === null || s.categories.includes(record.category)))
-      .filter((s) => this.covered(state, s, record, time) === null)
-      .sort((a, b) => (a.subscriptionId < b.subscriptionId ? -1 : 1))
-      .map((s) => ({
-        kind: 'record',
-        subscriptionId: s.subscriptionId,
-        subscriber: s.subscriber,
-        institution: s.institution,
-        patientCode: record.patientCode,
-        recordId,
-        height,
-        time,
-      }));
+    return (
+      (subs as unknown as Subscription[])
+        // Read after a restart, the state is newer than the block: a subscription made later does not reach back.
+        .filter((s) => s.status === 'active' && s.createdAt <= time && (s.categories === null || s.categories.includes(record.category)))
+        .filter((s) => this.covered(state, s, record, time) === null)
+        .sort((a, b) => (a.subscriptionId < b.subscriptionId ? -1 : 1))
+        .map((s) => ({
+          kind: 'record',
+          subscriptionId: s.subscriptionId,
+          subscriber: s.subscriber,
+          institution: s.institution,
+          patientCode: record.patientCode,
+          recordId,
+          height,
+          time,
+        }))
+    );
   }
 
   /** Null when the subscription still holds for this record at `time`; otherwise the reason. */
