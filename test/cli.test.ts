@@ -58,6 +58,24 @@ const COMMANDS = [
   ['study', 'show'],
   ['study', 'run'],
   ['study', 'fetch'],
+  // issue 7
+  ['subscriptions'],
+  ['subscriptions', 'subscribe'],
+  ['subscriptions', 'cancel'],
+  ['subscriptions', 'list'],
+  ['push'],
+  ['push', 'deliveries'],
+  ['push', 'redrive'],
+  ['break-glass'],
+  ['break-glass', 'open'],
+  ['break-glass', 'queue'],
+  ['break-glass', 'review'],
+  ['guardian'],
+  ['guardian', 'appoint'],
+  ['guardian', 'revoke'],
+  ['guardian', 'list'],
+  ['staff'],
+  ['staff', 'qualify'],
 ];
 
 describe('help', () => {

@@ -49,6 +49,10 @@ describe('valid FHIR R4', () => {
       logEntry({ outcome: 'break-glass', recordId: null, custodian: null, purpose: 'ETREAT', reason: 'unconscious, no card' }),
     ],
     ['study', logEntry({ study: 'diabetes-2026', purpose: 'HRESCH', actorRole: 'researcher' })],
+    ['break-glass-reviewed', logEntry({ outcome: 'break-glass-reviewed', recordId: null, actorRole: 'auditor', reason: 'justified' })],
+    ['guardian-appointed', logEntry({ outcome: 'guardian-appointed', recordId: null, custodian: null, consentId: null })],
+    ['guardian-revoked', logEntry({ outcome: 'guardian-revoked', recordId: null, custodian: null, consentId: null })],
+    ['guardian-acted', logEntry({ outcome: 'guardian-acted', recordId: null, custodian: null })],
   ])('AuditEvent of a %s entry', (_what, e) => {
     assertValidFhir(auditEventOf(e));
   });

@@ -83,6 +83,18 @@ export const ErrorCodes = {
   ROUND_OPEN: 'The aggregation round is still waiting for custodians; try again after its deadline.',
   ROUND_INCOMPLETE: 'The aggregation round lacks a custodian’s share or revealed seeds.',
   ROUND_TOO_FEW: 'Fewer than three custodians contributed, so no total can be released without exposing one of them.',
+  // push subscriptions, break-glass review, guardians (issue 7)
+  SUBSCRIPTION_NOT_FOUND: 'No subscription with this identifier exists.',
+  SUBSCRIPTION_CLOSED: 'The subscription has already been cancelled.',
+  REVIEW_NOT_FOUND: 'No break-glass review with this identifier exists.',
+  REVIEW_CLOSED: 'The break-glass review has already been closed.',
+  GUARDIANSHIP_NOT_FOUND: 'No guardianship with this identifier exists for this patient.',
+  GUARDIANSHIP_REVOKED: 'The guardianship that would allow this was revoked.',
+  GUARDIANSHIP_EXPIRED: 'The guardianship that would allow this has ended.',
+  GUARDIANSHIP_NOT_YET_VALID: 'The guardianship that would allow this has not begun yet.',
+  GUARDIAN_OUT_OF_SCOPE:
+    'The guardian may not do this on the patient’s behalf: it is outside the guardianship’s actions, categories, purposes or period.',
+  DELIVERY_NOT_FOUND: 'No dead-lettered delivery with this identifier exists.',
   // chain verification
   CHAIN_BROKEN: 'The stored chain does not verify.',
   STATE_MISMATCH: 'The stored world state differs from the state the chain produces.',

@@ -16,7 +16,11 @@ import { NatsOrderer } from './ordering/nats-orderer.ts';
 import { FinalityTracker } from './peer/finality-tracker.ts';
 import type { Signer } from '@medledger/core/ledger/tx';
 import { openVaults, type VaultService } from './vault/open-vaults.ts';
-import type { VaultConfig } from './config/data-dir.ts';
+import type { PushConfig, VaultConfig } from './config/data-dir.ts';
+import { keyFilePath, readIdentityFile } from './config/data-dir.ts';
+import { Identity } from '@medledger/core/client/identity';
+import { PushService } from './push/push-service.ts';
+import { PushStore } from './push/push-store.ts';
 
 export interface LedgerNodeOptions {
   dataDir: string;
@@ -38,6 +42,10 @@ export interface LedgerNodeOptions {
   webDist?: string | null;
   /** `medledger demo` only: synthetic identity files the app's sign-in may offer */
   demoIdentitiesDir?: string | null;
+  /** issue 7: webhook deliveries of subscription notifications */
+  push?: PushConfig | null;
+  /** the node's clock (block times, signature windows, retries); tests inject one. Default Date.now */
+  now?: () => number;
 }
 
 export class LedgerNode {
@@ -47,6 +55,7 @@ export class LedgerNode {
     readonly peer: Peer,
     readonly finality: FinalityTracker | null,
     readonly vault: VaultService | null,
+    readonly push: PushService,
     private readonly o: LedgerNodeOptions,
   ) {}
 
@@ -65,7 +74,7 @@ export class LedgerNode {
             ...limits,
             onFatal: (e) => peer.halt(e),
           })
-        : new SoloOrderer({ dir: join(o.dataDir, DataDirFiles.orderer), ...limits });
+        : new SoloOrderer({ dir: join(o.dataDir, DataDirFiles.orderer), ...limits, ...(o.now ? { now: o.now } : {}) });
     const peer = new Peer(store, orderer, o.genesis);
     // On a consortium, finality votes travel on their own stream beside the ordering stream.
     const finality =
@@ -84,8 +93,24 @@ export class LedgerNode {
     });
     await finality?.start();
     await peer.start();
-    const vault = o.vault ? await openVaults(o.dataDir, o.keysDir ?? join(o.dataDir, DataDirFiles.keys), o.vault, peer, finality) : null;
-    const node = new LedgerNode(peer, finality, vault, o);
+    const vault = o.vault
+      ? await openVaults(o.dataDir, o.keysDir ?? join(o.dataDir, DataDirFiles.keys), o.vault, peer, finality, o.now)
+      : null;
+    // Each webhook is signed with its institution's identity file, kept beside the node's keys.
+    const keyOf = (institution: string): Identity =>
+      new Identity(
+        readIdentityFile(o.keysDir === undefined ? keyFilePath(o.dataDir, institution) : join(o.keysDir, `${institution}.json`)),
+      );
+    const push = new PushService({
+      peer,
+      store: new PushStore(join(o.dataDir, DataDirFiles.push)),
+      webhooks: (o.push?.webhooks ?? []).map((w) => ({ ...w, identity: keyOf(w.institution) })),
+      ...(o.now ? { now: o.now } : {}),
+      ...(o.push?.maxAttempts === undefined ? {} : { maxAttempts: o.push.maxAttempts }),
+      ...(o.push?.retryBaseMs === undefined ? {} : { retryBaseMs: o.push.retryBaseMs }),
+    });
+    push.start();
+    const node = new LedgerNode(peer, finality, vault, push, o);
     node.app = await createApi(peer, {
       bodyLimit: cfg.maxTxBytes + 64 * 1024,
       rateLimitPerMinute: o.rateLimitPerMinute ?? 60_000,
@@ -95,6 +120,7 @@ export class LedgerNode {
       vault,
       webDist: o.webDist === undefined ? DEFAULT_WEB_DIST : o.webDist,
       demoIdentitiesDir: o.demoIdentitiesDir ?? null,
+      push,
     });
     await node.app.listen({ host: o.host, port: o.port });
     // The vault answers signed requests addressed to this node's own address (and to the
@@ -102,6 +128,8 @@ export class LedgerNode {
     const own = new URL(node.url);
     vault?.allowAuthority(own.host);
     if (own.hostname === 'localhost') for (const h of ['127.0.0.1', '[::1]']) vault?.allowAuthority(`${h}:${own.port}`);
+    push.allowAuthority(own.host);
+    if (own.hostname === 'localhost') for (const h of ['127.0.0.1', '[::1]']) push.allowAuthority(`${h}:${own.port}`);
     return node;
   }
 
@@ -117,6 +145,7 @@ export class LedgerNode {
 
   async stop(): Promise<void> {
     await this.app?.close();
+    await this.push.stop();
     await this.vault?.stop();
     await this.finality?.stop();
     await this.peer.stop();

@@ -228,6 +228,11 @@ export class VaultClient {
     return (await (await this.send('GET', url)).json()) as JsonObject;
   }
 
+  /** A signed POST of a JSON body to any node URL (its Content-Digest signed), answered as JSON. */
+  async post(url: string, json: unknown): Promise<JsonObject> {
+    return (await (await this.send('POST', url, { json })).json()) as JsonObject;
+  }
+
   async audit(vaultUrl: string, institution: string, after = 0, limit = 100): Promise<JsonObject[]> {
     const res = await this.send('GET', `${vaultUrl}/vault/${institution}/audit?after=${after}&limit=${limit}`);
     return ((await res.json()) as { entries: JsonObject[] }).entries;

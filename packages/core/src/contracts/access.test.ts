@@ -326,6 +326,14 @@ describe('access.request and access.decide', () => {
 describe('access.breakGlass', () => {
   const justification = 'Unconscious patient in the emergency room';
 
+  // issue 7: only a doctor the institution qualified for emergencies breaks the glass.
+  beforeEach(async () => {
+    const { ledger } = cast;
+    await ledger.ok(
+      ledger.tx(ledger.institution('hosp-b'), 'identity.setQualifications', { staffId: 'hosp-b/dr-park', qualifications: ['emergency'] }),
+    );
+  });
+
   it('lets a doctor open the records for a limited time, logged and queued for review', async () => {
     const { ledger, alice } = cast;
     const body = { patientCode: alice.patientCode, reason: 'ETREAT', justification, durationMs: 2 * HOUR };
@@ -384,5 +392,63 @@ describe('access.breakGlass', () => {
     expect(await ledger.code(ledger.tx(park, 'access.breakGlass', { ...body, reason: 'TREAT' }))).toBe('TX_BODY_INVALID');
     expect(await ledger.code(ledger.tx(park, 'access.breakGlass', { ...body, patientCode: sha256Hex('x') }))).toBe('PATIENT_UNKNOWN');
     expect(await ledger.code(ledger.tx(park, 'access.breakGlass', body))).toBe('OK');
+  });
+});
+
+describe('access.reviewBreakGlass (issue 7)', () => {
+  const justification = 'Unconscious patient in the emergency room';
+
+  async function breakGlass(): Promise<string> {
+    const { ledger, alice } = cast;
+    await ledger.ok(
+      ledger.tx(ledger.institution('hosp-b'), 'identity.setQualifications', { staffId: 'hosp-b/dr-park', qualifications: ['emergency'] }),
+    );
+    const body = { patientCode: alice.patientCode, reason: 'BTG', justification, durationMs: HOUR };
+    return (await ledger.ok(ledger.tx(cast.staff('hosp-b/dr-park'), 'access.breakGlass', body))).txId;
+  }
+
+  it('lists the records opened under it, and lets an auditor of the doctor’s institution close it once, with a finding', async () => {
+    const { ledger, alice } = cast;
+    const reviewId = await breakGlass();
+    expect(await recordServed(served('hosp-b/dr-park', { purpose: 'BTG' }))).toBe('OK');
+    expect(ledger.get<Review>('reviews', reviewId)?.accessed).toEqual([recordId]);
+    const audB = await ledger.enrol('hosp-b', 'aud-b', 'auditor');
+    const review = { reviewId, finding: 'justified', note: 'Emergency admission confirmed by the ward log' };
+    // hosp-a's auditor does not review hosp-b's doctors; a doctor is no auditor
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/aud-a'), 'access.reviewBreakGlass', review))).toBe('ROLE_FORBIDDEN');
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-b/dr-park'), 'access.reviewBreakGlass', review))).toBe('ROLE_FORBIDDEN');
+    expect(await ledger.code(ledger.tx(audB, 'access.reviewBreakGlass', { ...review, finding: 'maybe' }))).toBe('TX_BODY_INVALID');
+    expect(await ledger.code(ledger.tx(audB, 'access.reviewBreakGlass', { ...review, reviewId: recordId }))).toBe('REVIEW_NOT_FOUND');
+    const closed = await ledger.ok(ledger.tx(audB, 'access.reviewBreakGlass', review));
+    expect(ledger.get<Review>('reviews', reviewId)).toMatchObject({
+      status: 'closed',
+      closure: { reviewer: 'hosp-b/aud-b', finding: 'justified', closedAt: ledger.time },
+    });
+    expect(ledger.get<AccessLogEntry>('accessLog', closed.txId)).toMatchObject({
+      patientCode: alice.patientCode,
+      outcome: 'break-glass-reviewed',
+      consentId: reviewId,
+      reason: 'justified',
+    });
+    expect(await ledger.code(ledger.tx(audB, 'access.reviewBreakGlass', review))).toBe('REVIEW_CLOSED');
+  });
+
+  it('refuses a doctor without the emergency qualification, and one whose qualification was withdrawn', async () => {
+    const { ledger, alice } = cast;
+    const body = { patientCode: alice.patientCode, reason: 'BTG', justification, durationMs: HOUR };
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-a/dr-kim'), 'access.breakGlass', body))).toBe('ROLE_FORBIDDEN');
+    await breakGlass();
+    await ledger.ok(
+      ledger.tx(ledger.institution('hosp-b'), 'identity.setQualifications', { staffId: 'hosp-b/dr-park', qualifications: [] }),
+    );
+    expect(await ledger.code(ledger.tx(cast.staff('hosp-b/dr-park'), 'access.breakGlass', body))).toBe('ROLE_FORBIDDEN');
+    // an institution qualifies only its own doctors, and only doctors for emergencies
+    const set = (staffId: string) => ({ staffId, qualifications: ['emergency'] });
+    expect(await ledger.code(ledger.tx(ledger.institution('hosp-a'), 'identity.setQualifications', set('hosp-b/dr-park')))).toBe(
+      'ROLE_FORBIDDEN',
+    );
+    expect(await ledger.code(ledger.tx(ledger.institution('hosp-b'), 'identity.setQualifications', set('hosp-b/nurse-b')))).toBe(
+      'ROLE_FORBIDDEN',
+    );
   });
 });

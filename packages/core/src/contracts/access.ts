@@ -14,6 +14,7 @@ import type { AccessLogEntry, AccessRequest, Consent, Member, Patient, RecordEnt
 import { evaluateConsent } from '../policy/consent-evaluation.ts';
 import { can } from '../policy/roles.ts';
 import { isErrorCode } from '../errors.ts';
+import { actingFor, noteGuardianAct } from './guardians.ts';
 
 const DAY = 86_400_000;
 /** An approval lasts 30 days unless the patient says otherwise, and at most a year. */
@@ -65,6 +66,15 @@ export const BreakGlassBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const ReviewBreakGlassBody = Type.Object(
+  {
+    reviewId: TxRef,
+    finding: Type.Union([Type.Literal('justified'), Type.Literal('unjustified')]),
+    note: Type.String({ minLength: 1, maxLength: 1000 }),
+  },
+  { additionalProperties: false },
+);
+
 export function request(input: ContractInput<Static<typeof RequestBody>>): void {
   const { draft, body, txId, ctx, principal } = input;
   if (draft.get('patients', body.patientCode) === undefined) reject('PATIENT_UNKNOWN');
@@ -93,10 +103,16 @@ export function request(input: ContractInput<Static<typeof RequestBody>>): void 
 }
 
 export function decide(input: ContractInput<Static<typeof DecideBody>>): void {
-  const { draft, body, txId, ctx, principal } = input;
+  const { draft, body, txId, ctx } = input;
   const req = draft.get<AccessRequest>('accessRequests', body.requestId);
   if (req === undefined) reject('REQUEST_NOT_FOUND');
-  if (principal.patient?.patientCode !== req.patientCode) reject('ROLE_FORBIDDEN', 'A patient acts only on their own data.');
+  // The patient, or a guardian within their guardianship (issue 7): a denial needs only the action.
+  const until = ctx.time + (body.durationMs ?? DEFAULT_APPROVAL_MS);
+  const guardian = actingFor(
+    input,
+    req.patientCode,
+    body.approve ? { action: 'access.decide', purposes: [req.purpose], scope: req.scope, until } : { action: 'access.decide' },
+  );
   if (req.status !== 'pending') reject('REQUEST_CLOSED');
   let consentId: string | null = null;
   if (body.approve) {
@@ -115,9 +131,11 @@ export function decide(input: ContractInput<Static<typeof DecideBody>>): void {
       updatedAt: ctx.time,
       source: 'access-request',
       requestId: req.requestId,
+      ...(guardian === null ? {} : { grantedBy: { guardian: guardian.guardian, guardianshipId: guardian.guardianshipId } }),
     };
     addConsent(draft, consent);
   }
+  if (guardian !== null) noteGuardianAct(input, guardian, 'access.decide', consentId);
   draft.put('accessRequests', req.requestId, { ...req, status: body.approve ? 'approved' : 'denied', decidedAt: ctx.time, consentId });
   input.events.push({
     type: 'access.decided',
@@ -173,6 +191,9 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
   // Why: the reason the requester gave when asking, when the consent answered a request.
   const consent = decision.consentId === null ? undefined : draft.get<Consent>('consents', decision.consentId);
   const asked = consent?.requestId ? draft.get<AccessRequest>('accessRequests', consent.requestId) : undefined;
+  // Break-glass (issue 7): each record opened joins the review, and the entry carries the justification.
+  const review = consent?.source === 'break-glass' ? draft.get<Review>('reviews', consent.consentId) : undefined;
+  if (review !== undefined) draft.put('reviews', review.reviewId, { ...review, accessed: [...(review.accessed ?? []), record.recordId] });
   logEntry(input, {
     patientCode: record.patientCode,
     recordId: record.recordId,
@@ -184,7 +205,7 @@ export function recordServed(input: ContractInput<Static<typeof ServedBody>>): v
     outcome: 'served',
     code: null,
     consentId: decision.consentId,
-    reason: asked?.reason ?? null,
+    reason: review !== undefined ? `break-glass: ${review.justification}` : (asked?.reason ?? null),
     ...(body.study === undefined ? {} : { study: body.study }),
   });
 }
@@ -264,5 +285,41 @@ export function breakGlass(input: ContractInput<Static<typeof BreakGlassBody>>):
     type: 'access.breakGlass',
     patientCode: body.patientCode,
     data: { reviewId: txId, doctor: staff.staffId, expiresAt },
+  });
+}
+
+/**
+ * An auditor of the doctor's institution closes a break-glass review with a finding (issue 7).
+ * The patient sees it in their access history.
+ */
+export function reviewBreakGlass(input: ContractInput<Static<typeof ReviewBreakGlassBody>>): void {
+  const { draft, body, ctx, principal } = input;
+  const review = draft.get<Review>('reviews', body.reviewId);
+  if (review === undefined) reject('REVIEW_NOT_FOUND');
+  const auditor = principal.staff!;
+  if (auditor.institution !== review.institution) reject('ROLE_FORBIDDEN', 'Auditors review their own institution’s break-glass accesses.');
+  if (review.status !== 'open') reject('REVIEW_CLOSED');
+  draft.put('reviews', review.reviewId, {
+    ...review,
+    status: 'closed',
+    closure: { reviewer: auditor.staffId, finding: body.finding, note: body.note, closedAt: ctx.time, height: ctx.height },
+  });
+  logEntry(input, {
+    patientCode: review.patientCode,
+    recordId: null,
+    actor: auditor.staffId,
+    actorRole: auditor.role,
+    institution: auditor.institution,
+    custodian: null,
+    purpose: review.reason,
+    outcome: 'break-glass-reviewed',
+    code: null,
+    consentId: review.reviewId,
+    reason: body.finding,
+  });
+  input.events.push({
+    type: 'access.breakGlassReviewed',
+    patientCode: review.patientCode,
+    data: { reviewId: review.reviewId, finding: body.finding, reviewer: auditor.staffId },
   });
 }

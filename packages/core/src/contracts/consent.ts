@@ -9,6 +9,7 @@ import { reject, type ContractInput, type Draft } from './context.ts';
 import { Category, Deidentification, Grantee, PatientCode, Period, Purpose, Scope, Text, TxRef } from './schemas.ts';
 import type { Consent, ConsentScope, RegistrationRequest } from './state.ts';
 import { atLeastAsStrict } from '../policy/purposes.ts';
+import { actingFor, noteGuardianAct } from './guardians.ts';
 
 export const RequestRegistrationBody = Type.Object(
   { patientCode: PatientCode, category: Category, purpose: Purpose, note: Text(500) },
@@ -94,7 +95,13 @@ export function answerRegistration(input: ContractInput<Static<typeof AnswerRegi
 
 export function grant(input: ContractInput<Static<typeof GrantBody>>): void {
   const { draft, body, txId, ctx } = input;
-  assertSelf(input, body.patientCode);
+  // The patient, or a guardian within their guardianship (issue 7).
+  const guardian = actingFor(input, body.patientCode, {
+    action: 'consent.grant',
+    purposes: body.purposes,
+    scope: body.scope,
+    until: body.period.to,
+  });
   if (body.period.to !== null && body.period.to <= body.period.from) reject('TX_BODY_INVALID', 'period.to must be after period.from.');
   // A consent names a registered study, so no later registration can take the name and the consent.
   if (body.grantee.kind === 'study' && draft.get('studies', body.grantee.studyId) === undefined) reject('STUDY_NOT_FOUND');
@@ -112,8 +119,10 @@ export function grant(input: ContractInput<Static<typeof GrantBody>>): void {
     updatedAt: ctx.time,
     source: 'grant',
     requestId: null,
+    ...(guardian === null ? {} : { grantedBy: { guardian: guardian.guardian, guardianshipId: guardian.guardianshipId } }),
   };
   addConsent(draft, consent);
+  if (guardian !== null) noteGuardianAct(input, guardian, 'consent.grant', txId);
   input.events.push({ type: 'consent.granted', patientCode: body.patientCode, data: { consentId: txId } });
 }
 
@@ -129,7 +138,7 @@ export function narrow(input: ContractInput<Static<typeof NarrowBody>>): void {
   const { draft, body, ctx } = input;
   const consent = draft.get<Consent>('consents', body.consentId);
   if (consent === undefined) reject('CONSENT_NOT_FOUND');
-  assertSelf(input, consent.patientCode);
+  const guardian = actingFor(input, consent.patientCode, { action: 'consent.narrow' });
   if (consent.status === 'revoked') reject('CONSENT_REVOKED');
   const narrower =
     scopeWithin(body.scope, consent.scope) &&
@@ -148,6 +157,7 @@ export function narrow(input: ContractInput<Static<typeof NarrowBody>>): void {
     version: consent.version + 1,
     updatedAt: ctx.time,
   });
+  if (guardian !== null) noteGuardianAct(input, guardian, 'consent.narrow', consent.consentId);
   input.events.push({ type: 'consent.narrowed', patientCode: consent.patientCode, data: { consentId: consent.consentId } });
 }
 
@@ -155,8 +165,9 @@ export function revoke(input: ContractInput<Static<typeof RevokeBody>>): void {
   const { draft, body, ctx } = input;
   const consent = draft.get<Consent>('consents', body.consentId);
   if (consent === undefined) reject('CONSENT_NOT_FOUND');
-  assertSelf(input, consent.patientCode);
+  const guardian = actingFor(input, consent.patientCode, { action: 'consent.revoke' });
   if (consent.status === 'revoked') reject('CONSENT_REVOKED');
   draft.put('consents', consent.consentId, { ...consent, status: 'revoked', version: consent.version + 1, updatedAt: ctx.time });
+  if (guardian !== null) noteGuardianAct(input, guardian, 'consent.revoke', consent.consentId);
   input.events.push({ type: 'consent.revoked', patientCode: consent.patientCode, data: { consentId: consent.consentId } });
 }

@@ -14,7 +14,9 @@ import { keyId } from '../crypto/ed25519.ts';
 import { toHex } from '../codec/bytes.ts';
 import { markGroupStale, staffIndexKey } from './groups.ts';
 import { reject, type ContractInput, type Draft, type Principal } from './context.ts';
-import { PatientCode, PublicKey, Signature, StaffId, StaffRole, Text } from './schemas.ts';
+import { PatientCode, PublicKey, Qualification, Signature, StaffId, StaffRole, Text } from './schemas.ts';
+
+const QualificationList = Type.Array(Qualification, { maxItems: 8, uniqueItems: true });
 import type { KeyEntry, Patient, Staff } from './state.ts';
 
 export const EnrolStaffBody = Type.Object(
@@ -24,9 +26,12 @@ export const EnrolStaffBody = Type.Object(
     signingKey: PublicKey,
     encryptionKey: Type.Union([PublicKey, Type.Null()]),
     displayName: Text(200),
+    /** issue 7: e.g. ["emergency"] for a doctor who may break the glass; absent: none */
+    qualifications: Type.Optional(QualificationList),
   },
   { additionalProperties: false },
 );
+export const SetQualificationsBody = Type.Object({ staffId: StaffId, qualifications: QualificationList }, { additionalProperties: false });
 export const RevokeStaffBody = Type.Object({ staffId: StaffId }, { additionalProperties: false });
 export const RegisterPatientBody = Type.Object(
   { patientCode: PatientCode, signingKey: PublicKey, encryptionKey: PublicKey, possession: Signature },
@@ -94,6 +99,7 @@ export function enrolStaff(input: ContractInput<Static<typeof EnrolStaffBody>>):
     displayName: body.displayName,
     status: 'active',
     enrolledAt: ctx.time,
+    ...(body.qualifications === undefined || body.qualifications.length === 0 ? {} : { qualifications: body.qualifications }),
   };
   const key: KeyEntry = {
     keyId: kid,
@@ -107,6 +113,22 @@ export function enrolStaff(input: ContractInput<Static<typeof EnrolStaffBody>>):
   draft.put('meta', index, [...(draft.get<string[]>('meta', index) ?? []), staffId]);
   markGroupStale(draft, inst.id, body.role);
   input.events.push({ type: 'identity.staffEnrolled', data: { staffId, role: body.role } });
+}
+
+/** The institution grants or withdraws its staff's qualifications (issue 7: `emergency`). */
+export function setQualifications(input: ContractInput<Static<typeof SetQualificationsBody>>): void {
+  const { draft, body, principal } = input;
+  const staff = draft.get<Staff>('staff', body.staffId);
+  if (staff === undefined) reject('NOT_FOUND', 'No such staff.');
+  if (staff.institution !== principal.institution?.id) reject('ROLE_FORBIDDEN', 'Staff of another institution.');
+  if (staff.status === 'revoked') reject('IDENTITY_REVOKED');
+  // Only a doctor can use `emergency`; refusing it elsewhere keeps the flag meaningful.
+  if (body.qualifications.includes('emergency') && staff.role !== 'doctor') reject('ROLE_FORBIDDEN', 'Only doctors break the glass.');
+  const next: Staff = { ...staff, qualifications: body.qualifications };
+  // None left: the field goes, as on a member of staff enrolled without any.
+  if (body.qualifications.length === 0) delete next.qualifications;
+  draft.put('staff', staff.staffId, next);
+  input.events.push({ type: 'identity.qualificationsSet', data: { staffId: staff.staffId, qualifications: body.qualifications } });
 }
 
 export function revokeStaff(input: ContractInput<Static<typeof RevokeStaffBody>>): void {

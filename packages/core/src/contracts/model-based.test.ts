@@ -42,6 +42,9 @@ const PROPERTIES: { name: string; share: number; maxCommands: number; commands: 
       w(1, ops.retract),
       w(1, ops.erase),
       w(1, ops.revokeStaff),
+      // issue 7: guardians consenting on a patient's behalf
+      w(3, ops.appoint),
+      w(1, ops.unappoint),
     ],
   },
   {
@@ -115,11 +118,15 @@ const REACHED = [
   ['records.erase', 'OK', 'ROLE_FORBIDDEN', 'RECORD_ERASED', 'RECORD_NOT_FOUND'],
   ['consent.requestRegistration', 'OK', 'PATIENT_UNKNOWN'],
   ['consent.answerRegistration', 'OK', 'REQUEST_CLOSED', 'ROLE_FORBIDDEN'],
-  ['consent.grant', 'OK', 'ROLE_FORBIDDEN', 'TX_BODY_INVALID'],
+  ['consent.grant', 'OK', 'ROLE_FORBIDDEN', 'TX_BODY_INVALID', 'GUARDIAN_OUT_OF_SCOPE'],
+  ['identity.appointGuardian', 'OK', 'ROLE_FORBIDDEN', 'TX_BODY_INVALID'],
+  ['identity.revokeGuardian', 'OK', 'GUARDIANSHIP_REVOKED', 'ROLE_FORBIDDEN'],
   ['consent.narrow', 'OK', 'CONSENT_NOT_NARROWER', 'CONSENT_REVOKED', 'CONSENT_NOT_FOUND', 'ROLE_FORBIDDEN'],
   ['consent.revoke', 'OK', 'CONSENT_REVOKED', 'CONSENT_NOT_FOUND', 'ROLE_FORBIDDEN'],
   ['access.request', 'OK', 'DEIDENTIFICATION_REQUIRED', 'PATIENT_UNKNOWN', 'ROLE_FORBIDDEN'],
   ['access.decide', 'OK', 'REQUEST_CLOSED', 'REQUEST_NOT_FOUND', 'ROLE_FORBIDDEN'],
+  // a guardian's act, accepted or refused for its guardianship
+  ['guardian', 'OK', 'GUARDIAN_OUT_OF_SCOPE', 'GUARDIANSHIP_REVOKED'],
   [
     'access.recordServed',
     'OK',

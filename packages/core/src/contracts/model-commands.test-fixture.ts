@@ -13,6 +13,7 @@ import { amendBody, BLOCK_INTERVAL, FOUNDERS, recordBody, STAFF, TestLedger } fr
 import type * as State from './state.ts';
 import * as rules from './model.test-fixture.ts';
 import type {
+  GuardianAction,
   Grantee,
   Holder,
   Kind,
@@ -119,6 +120,7 @@ export async function createWorld(): Promise<{ model: Model; world: World }> {
     regRequests: [],
     consents: [],
     accessRequests: [],
+    guardianships: [],
   };
   return { model, world };
 }
@@ -188,6 +190,18 @@ export type Op = { gap: number; by: string } & (
    * or the end of the newest consent's period, when that is ahead, instead of `gap` later
    */
   | { t: 'served'; pick: number; requester: string; purpose: PurposeCode; level: Level; late: boolean; edge: 'from' | 'to' | null }
+  /** issue 7: a patient appoints a guardian; `pick` chooses a guardianship to end */
+  | {
+      t: 'appoint';
+      patient: string;
+      guardian: string;
+      actions: GuardianAction[];
+      categories: string[] | null;
+      purposes: PurposeCode[];
+      fromOffset: number;
+      duration: number | null;
+    }
+  | { t: 'unappoint'; pick: number }
 );
 
 /** Picks count back from the newest item, so small picks meet what the run just made; -1 is an unknown id. */
@@ -245,8 +259,15 @@ function ownerOf(m: Model, op: Op & { pick: number }): string {
         ? m.regRequests
         : op.t === 'narrow' || op.t === 'revoke'
           ? m.consents
-          : m.records;
+          : op.t === 'unappoint'
+            ? m.guardianships
+            : m.records;
   return picked(list, op.pick)?.patient ?? 'alice';
+}
+
+/** issue 7: the guardian a patient appointed most recently (any state), else the patient. */
+function guardianOf(m: Model, patient: string): string {
+  return m.guardianships.filter((g) => g.patient === patient).at(-1)?.guardian ?? patient;
 }
 
 /**
@@ -259,6 +280,9 @@ function signer(m: Model, op: Op): string {
   if (op.by === 'custodian' && 'pick' in op) return institutionKey(m, recordOf(m, op)?.custodian ?? 'hosp-a');
   if (op.by === 'employer' && 'staffId' in op) return institutionKey(m, m.staff.get(op.staffId)?.institution ?? 'hosp-a');
   if (op.by === 'owner' && 'pick' in op) return patientKey(m, ownerOf(m, op));
+  if (op.by === 'guardian' && 'pick' in op) return patientKey(m, guardianOf(m, ownerOf(m, op)));
+  if (op.by === 'guardian' && 'patient' in op) return patientKey(m, guardianOf(m, op.patient));
+  if (op.by === 'owner-of-appointment' && op.t === 'appoint') return patientKey(m, op.patient);
   if (op.by === 'asker' && 'pick' in op) return staffKey(m, picked(m.regRequests, op.pick)?.requester ?? 'hosp-b/dr-park');
   if (op.by === 'home' && 'patient' in op) {
     const home = m.patients.get(op.patient)?.home;
@@ -386,6 +410,28 @@ async function planFor(m: Model, w: World, op: Op, by: string): Promise<Omit<Pla
       const body = { patientCode: code(c.patient), grantee: c.grantee, scope: c.scope, purposes: c.purposes, period: c.period };
       return { type: 'consent.grant', body: { ...body, deidentification: c.level }, outcome: rules.grant(m, by, c) };
     }
+    case 'appoint': {
+      const from = Math.max(0, m.time + op.fromOffset);
+      const g = {
+        patient: op.patient,
+        guardian: op.guardian,
+        actions: op.actions,
+        categories: op.categories,
+        purposes: op.purposes,
+        period: { from, to: op.duration === null ? null : from + op.duration },
+      };
+      const body = {
+        patientCode: code(g.patient),
+        guardian: code(g.guardian),
+        scope: { actions: g.actions, categories: g.categories, purposes: g.purposes },
+        period: g.period,
+      };
+      return { type: 'identity.appointGuardian', body, outcome: rules.appointGuardian(m, by, g) };
+    }
+    case 'unappoint': {
+      const id = picked(m.guardianships, op.pick)?.id ?? UNKNOWN_ID;
+      return { type: 'identity.revokeGuardian', body: { guardianshipId: id }, outcome: rules.revokeGuardian(m, by, id) };
+    }
     case 'narrow': {
       const c = picked(m.consents, op.pick);
       const base = c ?? {
@@ -481,6 +527,14 @@ function described(m: Model, w: World): { model: unknown; ledger: unknown } {
     regRequests: m.regRequests.map((r) => ({ ...r, patient: w.patientCode(r.patient) })),
     consents: m.consents.map((c) => ({ ...c, patient: w.patientCode(c.patient) })),
     accessRequests: m.accessRequests.map((r) => ({ ...r, patient: w.patientCode(r.patient) })),
+    guardianships: m.guardianships.map((g) => ({
+      id: g.id,
+      patient: w.patientCode(g.patient),
+      guardian: w.patientCode(g.guardian),
+      scope: { actions: g.actions, categories: g.categories, purposes: g.purposes },
+      period: g.period,
+      status: g.revoked ? 'revoked' : 'active',
+    })),
   };
   const ledger = {
     keys: KEY_LABELS.map((l) => {
@@ -549,6 +603,10 @@ function described(m: Model, w: World): { model: unknown; ledger: unknown } {
         }
       );
     }),
+    guardianships: m.guardianships.map(({ id }) => {
+      const g = get<State.Guardianship>('guardianships', id);
+      return g && { id, patient: g.patientCode, guardian: g.guardian, scope: g.scope, period: g.period, status: g.status };
+    }),
   };
   return { model, ledger };
 }
@@ -579,12 +637,17 @@ export class Step implements fc.AsyncCommand<Model, World> {
             ? m.regRequests
             : op.t === 'narrow' || op.t === 'revoke'
               ? m.consents
-              : null;
+              : op.t === 'unappoint'
+                ? m.guardianships
+                : null;
     const pick = op.t === 'register' ? op.request : 'pick' in op ? op.pick : -1;
     return list === null || pick === null || pick < 0 || list.length > 0;
   }
   async run(m: Model, w: World): Promise<void> {
     m.time = timeOf(m, this.op);
+    // issue 7: whose item a guardian-signed op is about, to count the guardian's outcomes apart
+    const op = this.op;
+    const ward = op.by !== 'guardian' ? null : op.t === 'grant' ? op.patient : 'pick' in op ? ownerOf(m, op) : null;
     const { by, type, body, outcome, after } = await plan(m, w, this.op);
     const signerKind = m.keys.get(by)?.kind ?? 'unknown';
     const before = outcome.code === 'OK' ? null : JSON.stringify(w.ledger.snapshot());
@@ -593,6 +656,7 @@ export class Step implements fc.AsyncCommand<Model, World> {
     expect(got, this.toString()).toBe(outcome.code);
     count(`${type} ${got}`);
     count(`${signerKind} ${got}`);
+    if (ward !== null && by !== patientKey(m, ward)) count(`guardian ${got}`);
     if (before !== null) {
       expect(JSON.stringify(w.ledger.snapshot()), `${this.toString()} changed the state`).toBe(before);
       return;
@@ -676,7 +740,7 @@ const scope: fc.Arbitrary<ScopeDraw> = fc.oneof(
 const blocks = (min: number, max: number) => fc.integer({ min, max }).map((n) => n * BLOCK_INTERVAL);
 const same = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant('same' as const) }, { weight: 1, arbitrary: a });
 /** A signer named by its part in the op (see `signer`) three times in four, else anyone `others` draws. */
-const mostly = (part: 'custodian' | 'employer' | 'owner' | 'asker', others: fc.Arbitrary<string>) =>
+const mostly = (part: 'custodian' | 'employer' | 'owner' | 'asker' | 'guardian', others: fc.Arbitrary<string>) =>
   fc.oneof({ weight: 3, arbitrary: fc.constant(part) }, { weight: 1, arbitrary: others });
 const latest = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: pick });
 
@@ -761,7 +825,12 @@ export const ops = {
   }),
   grant: fc
     .tuple(
-      fc.oneof({ weight: 4, arbitrary: patient.map((p) => [p, p] as const) }, { weight: 1, arbitrary: fc.tuple(patientLabel, patient) }),
+      fc.oneof(
+        { weight: 4, arbitrary: patient.map((p) => [p, p] as const) },
+        { weight: 1, arbitrary: fc.tuple(patientLabel, patient) },
+        // issue 7: the patient's guardian, when they have one
+        { weight: 2, arbitrary: patient.map((p) => ['guardian', p] as const) },
+      ),
       grantee,
       scope,
       purposes,
@@ -776,7 +845,7 @@ export const ops = {
         new Step({ t: 'grant', by, patient: p, grantee: g, scope: s, purposes: ps, fromOffset: from, duration, level: l, gap: gp }),
     ),
   narrow: step('narrow', {
-    by: mostly('owner', patientLabel),
+    by: fc.oneof({ weight: 3, arbitrary: mostly('owner', patientLabel) }, { weight: 1, arbitrary: fc.constant('guardian') }),
     pick,
     scope: same(scope),
     purposes: same(purposes),
@@ -784,7 +853,10 @@ export const ops = {
     toShift: same(fc.option(blocks(-40, 5), { nil: null })),
     level: same(level),
   }),
-  revoke: step('revoke', { by: mostly('owner', patientLabel), pick }),
+  revoke: step('revoke', {
+    by: fc.oneof({ weight: 3, arbitrary: mostly('owner', patientLabel) }, { weight: 1, arbitrary: fc.constant('guardian') }),
+    pick,
+  }),
   askAccess: step('askAccess', {
     by: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FOCUS) }, { weight: 1, arbitrary: staff }),
     patient,
@@ -793,7 +865,7 @@ export const ops = {
     level,
   }),
   decide: step('decide', {
-    by: mostly('owner', patientLabel),
+    by: fc.oneof({ weight: 3, arbitrary: mostly('owner', patientLabel) }, { weight: 1, arbitrary: fc.constant('guardian') }),
     pick: latest,
     approve: bool(3),
     durationMs: fc.constantFrom(null, 60_000, 600_000),
@@ -806,5 +878,20 @@ export const ops = {
     level,
     late: bool(3),
     edge: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom<'from' | 'to'>('from', 'to') }),
+  }),
+  // issue 7: guardians, mostly among the first patients so their consents meet them
+  appoint: step('appoint', {
+    by: fc.oneof({ weight: 6, arbitrary: fc.constant('owner-of-appointment') }, { weight: 1, arbitrary: patientLabel }),
+    patient,
+    guardian: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('alice', 'bob', 'carol') }, { weight: 1, arbitrary: fc.constant('dave') }),
+    actions: fc.subarray<GuardianAction>(['consent.grant', 'consent.narrow', 'consent.revoke', 'access.decide'], { minLength: 1 }),
+    categories: fc.option(fc.subarray(CATEGORIES, { minLength: 1 }), { nil: null }),
+    purposes,
+    fromOffset: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: blocks(-10, 30) }),
+    duration: fc.option(fc.oneof({ weight: 8, arbitrary: blocks(1, 240) }, { weight: 1, arbitrary: blocks(-2, 0) }), { nil: null }),
+  }),
+  unappoint: step('unappoint', {
+    by: fc.oneof({ weight: 3, arbitrary: mostly('owner', patientLabel) }, { weight: 1, arbitrary: fc.constant('guardian') }),
+    pick: latest,
   }),
 } satisfies Record<Op['t'], fc.Arbitrary<Step>>;

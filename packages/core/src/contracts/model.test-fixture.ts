@@ -84,6 +84,20 @@ export interface AccessRequest {
   status: 'pending' | 'approved' | 'denied';
 }
 
+/** issue 7: what a guardian may do for a patient, and when. */
+export type GuardianAction = 'consent.grant' | 'consent.narrow' | 'consent.revoke' | 'access.decide';
+export interface Guardianship {
+  id: string;
+  patient: string;
+  guardian: string;
+  actions: GuardianAction[];
+  categories: string[] | null;
+  purposes: PurposeCode[];
+  period: Period;
+  revoked: boolean;
+  appointedAt: number;
+}
+
 export interface Model {
   /** time of the last block */
   time: number;
@@ -97,6 +111,7 @@ export interface Model {
   regRequests: RegistrationRequest[];
   consents: Consent[];
   accessRequests: AccessRequest[];
+  guardianships: Guardianship[];
 }
 
 /** The ledger's answer to one transaction: its code, and the change an accepted one makes. */
@@ -133,7 +148,9 @@ export type TxType =
   | 'consent.revoke'
   | 'access.request'
   | 'access.decide'
-  | 'access.recordServed';
+  | 'access.recordServed'
+  | 'identity.appointGuardian'
+  | 'identity.revokeGuardian';
 
 type Acting = 'issuer' | 'institution' | 'patient' | Role;
 /** DESIGN §1: each action by role, and for some only at a care institution (not a research institute). */
@@ -156,6 +173,8 @@ const MAY: Record<TxType, { roles: readonly Acting[]; careOnly?: true }> = {
   'access.request': { roles: ['doctor', 'nurse', 'researcher'] },
   'access.decide': { roles: ['patient'] },
   'access.recordServed': { roles: ['institution', 'operator'], careOnly: true },
+  'identity.appointGuardian': { roles: ['patient'] },
+  'identity.revokeGuardian': { roles: ['patient'] },
 };
 
 /** The author as a contract sees it. */
@@ -398,7 +417,8 @@ export function answerRegistration(m: Model, key: string, requestId: string, yes
 
 export function grant(m: Model, key: string, c: Omit<Consent, 'id' | 'revoked' | 'updatedAt'>): Outcome {
   return act(m, key, 'consent.grant', (a) => {
-    if (c.patient !== a.patient) return refuse('ROLE_FORBIDDEN');
+    const why = onBehalf(m, a, c.patient, { action: 'consent.grant', purposes: c.purposes, scope: c.scope, until: c.period.to });
+    if (why !== null) return refuse(why);
     if (c.period.to !== null && c.period.to <= c.period.from) return refuse('TX_BODY_INVALID');
     return accept((id) => m.consents.push({ ...c, id, revoked: false, updatedAt: m.time }));
   });
@@ -419,7 +439,8 @@ export function narrow(m: Model, key: string, consentId: string, next: Pick<Cons
   return act(m, key, 'consent.narrow', (a) => {
     const c = m.consents.find((x) => x.id === consentId);
     if (c === undefined) return refuse('CONSENT_NOT_FOUND');
-    if (c.patient !== a.patient) return refuse('ROLE_FORBIDDEN');
+    const why = onBehalf(m, a, c.patient, { action: 'consent.narrow' });
+    if (why !== null) return refuse(why);
     if (c.revoked) return refuse('CONSENT_REVOKED');
     const { from, to } = next.period;
     const within =
@@ -438,10 +459,81 @@ export function revokeConsent(m: Model, key: string, consentId: string): Outcome
   return act(m, key, 'consent.revoke', (a) => {
     const c = m.consents.find((x) => x.id === consentId);
     if (c === undefined) return refuse('CONSENT_NOT_FOUND');
-    if (c.patient !== a.patient) return refuse('ROLE_FORBIDDEN');
+    const why = onBehalf(m, a, c.patient, { action: 'consent.revoke' });
+    if (why !== null) return refuse(why);
     if (c.revoked) return refuse('CONSENT_REVOKED');
     return accept(() => Object.assign(c, { revoked: true, updatedAt: m.time }));
   });
+}
+
+// ------------------------------------------------------------------ guardians (issue 7)
+
+/**
+ * A patient appoints another registered patient as their guardian for some consent actions,
+ * categories, purposes and a period; the patient or the guardian ends it.
+ */
+export function appointGuardian(m: Model, key: string, g: Omit<Guardianship, 'id' | 'revoked' | 'appointedAt'>): Outcome {
+  return act(m, key, 'identity.appointGuardian', (a) => {
+    if (g.patient !== a.patient) return refuse('ROLE_FORBIDDEN');
+    if (g.guardian === g.patient) return refuse('TX_BODY_INVALID');
+    if (!m.patients.has(g.guardian)) return refuse('PATIENT_UNKNOWN');
+    if (g.period.to !== null && g.period.to <= g.period.from) return refuse('TX_BODY_INVALID');
+    return accept((id) => m.guardianships.push({ ...g, id, revoked: false, appointedAt: m.time }));
+  });
+}
+
+export function revokeGuardian(m: Model, key: string, id: string): Outcome {
+  return act(m, key, 'identity.revokeGuardian', (a) => {
+    const g = m.guardianships.find((x) => x.id === id);
+    if (g === undefined) return refuse('GUARDIANSHIP_NOT_FOUND');
+    if (a.patient !== g.patient && a.patient !== g.guardian) return refuse('ROLE_FORBIDDEN');
+    if (g.revoked) return refuse('GUARDIANSHIP_REVOKED');
+    return accept(() => (g.revoked = true));
+  });
+}
+
+interface GuardianAct {
+  action: GuardianAction;
+  purposes?: readonly PurposeCode[];
+  scope?: Scope;
+  until?: number | null;
+}
+
+/** A new consent's scope inside a guardianship's categories: never "all"; named records must be the ward's, of those categories. */
+function inCategories(m: Model, patient: string, scope: Scope, categories: readonly string[]): boolean {
+  if (scope.kind === 'all') return false;
+  if (scope.kind === 'categories') return scope.categories.every((c) => categories.includes(c));
+  return scope.recordIds.every((id) => {
+    const r = m.records.find((x) => x.id === id);
+    return r !== undefined && r.patient === patient && categories.includes(r.category);
+  });
+}
+
+/**
+ * Null when the author may act for `patient`: it is the patient, or a guardian whose guardianship
+ * allows the act now. Otherwise the refusal: ROLE_FORBIDDEN for anyone else, or the reason of the
+ * last of the guardian's guardianships (oldest first) that does not allow it.
+ */
+function onBehalf(m: Model, a: Author, patient: string, act: GuardianAct): string | null {
+  if (a.patient === patient) return null;
+  const mine = m.guardianships
+    .filter((g) => g.patient === patient && g.guardian === a.patient)
+    .sort((x, y) => x.appointedAt - y.appointedAt || (x.id < y.id ? -1 : 1));
+  if (mine.length === 0) return 'ROLE_FORBIDDEN';
+  let miss = 'GUARDIAN_OUT_OF_SCOPE';
+  for (const g of mine) {
+    const within =
+      g.actions.includes(act.action) &&
+      (act.purposes === undefined || act.purposes.every((p) => g.purposes.includes(p))) &&
+      (act.scope === undefined || g.categories === null || inCategories(m, patient, act.scope, g.categories)) &&
+      (act.until === undefined || g.period.to === null || (act.until !== null && act.until <= g.period.to));
+    if (g.revoked) miss = 'GUARDIANSHIP_REVOKED';
+    else if (m.time < g.period.from) miss = 'GUARDIANSHIP_NOT_YET_VALID';
+    else if (g.period.to !== null && m.time >= g.period.to) miss = 'GUARDIANSHIP_EXPIRED';
+    else if (!within) miss = 'GUARDIAN_OUT_OF_SCOPE';
+    else return null;
+  }
+  return miss;
 }
 
 // ------------------------------------------------------------------ access
@@ -460,7 +552,14 @@ export function decide(m: Model, key: string, requestId: string, approve: boolea
   return act(m, key, 'access.decide', (a) => {
     const r = m.accessRequests.find((x) => x.id === requestId);
     if (r === undefined) return refuse('REQUEST_NOT_FOUND');
-    if (r.patient !== a.patient) return refuse('ROLE_FORBIDDEN');
+    const until = m.time + (durationMs ?? DEFAULT_APPROVAL);
+    const why = onBehalf(
+      m,
+      a,
+      r.patient,
+      approve ? { action: 'access.decide', purposes: [r.purpose], scope: r.scope, until } : { action: 'access.decide' },
+    );
+    if (why !== null) return refuse(why);
     if (r.status !== 'pending') return refuse('REQUEST_CLOSED');
     return accept((id) => {
       r.status = approve ? 'approved' : 'denied';

@@ -11,6 +11,8 @@ import * as identity from './identity.ts';
 import * as membership from './membership.ts';
 import * as records from './records.ts';
 import * as research from './research.ts';
+import * as guardians from './guardians.ts';
+import * as subscriptions from './subscriptions.ts';
 
 interface ContractEntry {
   schema: TSchema;
@@ -42,6 +44,13 @@ export const Contracts: { readonly [T in TxType]: ContractEntry } = {
   'access.recordServed': { schema: access.ServedBody, run: access.recordServed },
   'access.recordRefused': { schema: access.RefusedBody, run: access.recordRefused },
   'access.breakGlass': { schema: access.BreakGlassBody, run: access.breakGlass },
+  // issue 7
+  'access.reviewBreakGlass': { schema: access.ReviewBreakGlassBody, run: access.reviewBreakGlass },
+  'identity.setQualifications': { schema: identity.SetQualificationsBody, run: identity.setQualifications },
+  'identity.appointGuardian': { schema: guardians.AppointGuardianBody, run: guardians.appointGuardian },
+  'identity.revokeGuardian': { schema: guardians.RevokeGuardianBody, run: guardians.revokeGuardian },
+  'subscriptions.subscribe': { schema: subscriptions.SubscribeBody, run: subscriptions.subscribe },
+  'subscriptions.cancel': { schema: subscriptions.CancelBody, run: subscriptions.cancel },
   'research.registerStudy': { schema: research.RegisterStudyBody, run: research.registerStudy },
   'research.closeStudy': { schema: research.CloseStudyBody, run: research.closeStudy },
   'research.shareStudyKey': { schema: research.ShareStudyKeyBody, run: research.shareStudyKey },

@@ -5,7 +5,7 @@
 import { Type, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Purposes, DeidentificationLevels } from '../policy/purposes.ts';
-import { StaffRoles, InstitutionKinds } from '../policy/roles.ts';
+import { StaffRoles, InstitutionKinds, Qualifications } from '../policy/roles.ts';
 import { MedledgerError } from '../errors.ts';
 
 export const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 in lower-case hex' });
@@ -31,6 +31,7 @@ export const Purpose = literals(keysOf(Purposes));
 export const Deidentification = literals(DeidentificationLevels);
 export const StaffRole = literals(keysOf(StaffRoles));
 export const InstitutionKind = literals(keysOf(InstitutionKinds));
+export const Qualification = literals(keysOf(Qualifications));
 export const Text = (max: number) => Type.String({ maxLength: max });
 export const Millis = Type.Integer({ minimum: 0, maximum: 8.64e15 });
 

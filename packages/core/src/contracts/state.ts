@@ -3,7 +3,7 @@
  * changed only by contract write sets. The value shapes below are what every table holds.
  */
 import type { JsonValue } from '../codec/canonical-json.ts';
-import type { InstitutionKind, StaffRole } from '../policy/roles.ts';
+import type { InstitutionKind, Qualification, StaffRole } from '../policy/roles.ts';
 import type { DeidentificationLevel, Purpose } from '../policy/purposes.ts';
 
 export const StateTables = [
@@ -23,6 +23,9 @@ export const StateTables = [
   'studies',
   'rounds',
   'meta',
+  // issue 7
+  'subscriptions',
+  'guardianships',
 ] as const;
 export type StateTable = (typeof StateTables)[number];
 
@@ -104,6 +107,8 @@ export interface Staff {
   displayName: string;
   status: 'active' | 'revoked';
   enrolledAt: number;
+  /** set by the institution (e.g. `emergency`: may break the glass); absent: none */
+  qualifications?: Qualification[];
 }
 
 export interface Patient {
@@ -188,6 +193,8 @@ export interface Consent {
   updatedAt: number;
   source: 'grant' | 'access-request' | 'break-glass';
   requestId: string | null;
+  /** present when a guardian granted it on the patient's behalf */
+  grantedBy?: { guardian: string; guardianshipId: string };
 }
 
 export interface AccessRequest {
@@ -214,7 +221,7 @@ export interface AccessLogEntry {
   institution: string;
   custodian: string | null;
   purpose: Purpose;
-  outcome: 'served' | 'refused' | 'break-glass';
+  outcome: 'served' | 'refused' | 'break-glass' | 'break-glass-reviewed' | 'guardian-appointed' | 'guardian-revoked' | 'guardian-acted';
   code: string | null;
   consentId: string | null;
   reason: string | null;
@@ -234,6 +241,52 @@ export interface Review {
   openedAt: number;
   expiresAt: number;
   status: 'open' | 'closed';
+  /** records served under this break-glass access, in order */
+  accessed?: string[];
+  /** set when an auditor closed it */
+  closure?: { reviewer: string; finding: BreakGlassFinding; note: string; closedAt: number; height: number };
+}
+
+export type BreakGlassFinding = 'justified' | 'unjustified';
+
+/** A doctor follows a patient's new records (issue 7): allowed only under a consent covering them. */
+export interface Subscription {
+  subscriptionId: string;
+  patientCode: string;
+  subscriber: string;
+  institution: string;
+  /** record categories followed; null: all the consent covers */
+  categories: string[] | null;
+  purpose: Purpose;
+  /** the consent that covered it when it was made; delivery re-checks coverage every time */
+  consentId: string;
+  status: 'active' | 'cancelled';
+  createdAt: number;
+  cancelledAt: number | null;
+  cancelledBy: string | null;
+}
+
+/** What a guardian may do on a patient's behalf. */
+export interface GuardianScope {
+  actions: GuardianAction[];
+  /** record categories the guardian's consents may cover; null: any */
+  categories: string[] | null;
+  /** purposes the guardian's consents may name */
+  purposes: Purpose[];
+}
+export type GuardianAction = 'consent.grant' | 'consent.narrow' | 'consent.revoke' | 'access.decide';
+
+/** A patient appoints another registered person (by patient code) as their guardian (issue 7). */
+export interface Guardianship {
+  guardianshipId: string;
+  patientCode: string;
+  guardian: string;
+  scope: GuardianScope;
+  period: { from: number; to: number | null };
+  status: 'active' | 'revoked';
+  appointedAt: number;
+  revokedAt: number | null;
+  revokedBy: string | null;
 }
 
 /**

@@ -38,4 +38,20 @@ describe('auditEventOf', () => {
     });
     expect(bg.entity).toHaveLength(2);
   });
+
+  it('gives each other kind of entry its own action and RESTful interaction', () => {
+    const kinds = [
+      ['break-glass-reviewed', 'U', 'update'],
+      ['guardian-appointed', 'C', 'create'],
+      ['guardian-revoked', 'D', 'delete'],
+      ['guardian-acted', 'E', 'operation'],
+    ] as const;
+    for (const [outcome, action, interaction] of kinds) {
+      expect(auditEventOf(accessLogEntry({ outcome, recordId: null }))).toMatchObject({
+        action,
+        outcome: '0',
+        subtype: [{ code: interaction }],
+      });
+    }
+  });
 });

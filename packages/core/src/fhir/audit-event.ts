@@ -22,7 +22,28 @@ export const AuditOutcomeOf = {
   served: '0',
   'break-glass': '0',
   refused: '4',
+  'break-glass-reviewed': '0',
+  'guardian-appointed': '0',
+  'guardian-revoked': '0',
+  'guardian-acted': '0',
 } as const satisfies Record<AccessLogEntry['outcome'], AuditEvent['outcome']>;
+
+/**
+ * AuditEvent.action (R4 AuditEventAction) of each entry, and the RESTful interaction it stands
+ * for: a read served or refused, an emergency opening executed, a review closed (its record
+ * updated), a guardianship created or ended, an act a guardian executed for the patient.
+ */
+export const AuditActionOf = {
+  served: 'R',
+  refused: 'R',
+  'break-glass': 'E',
+  'break-glass-reviewed': 'U',
+  'guardian-appointed': 'C',
+  'guardian-revoked': 'D',
+  'guardian-acted': 'E',
+} as const satisfies Record<AccessLogEntry['outcome'], NonNullable<AuditEvent['action']>>;
+
+const InteractionOfAction = { R: 'read', U: 'update', C: 'create', D: 'delete', E: 'operation' } as const;
 
 export function auditEventOf(e: AccessLogEntry): AuditEvent {
   const purpose = {
@@ -30,6 +51,8 @@ export function auditEventOf(e: AccessLogEntry): AuditEvent {
     ...(e.reason === null ? {} : { text: e.reason }),
   };
   const breakGlass = e.outcome === 'break-glass';
+  const action = AuditActionOf[e.outcome];
+  const interaction = InteractionOfAction[action];
   const entities: AuditEventEntity[] = [
     {
       what: patientReference(e.patientCode),
@@ -61,9 +84,9 @@ export function auditEventOf(e: AccessLogEntry): AuditEvent {
     subtype: [
       breakGlass
         ? { system: Hl7Systems.actReason, code: 'BTG', display: Purposes.BTG }
-        : { system: Hl7Systems.restfulInteraction, code: 'read', display: 'read' },
+        : { system: Hl7Systems.restfulInteraction, code: interaction, display: interaction },
     ],
-    action: breakGlass ? 'E' : 'R',
+    action,
     recorded: instantOf(e.time),
     outcome: AuditOutcomeOf[e.outcome],
     ...(e.code === null ? {} : { outcomeDesc: e.code }),

@@ -52,6 +52,8 @@ export interface SignRequestParameters {
   now?: number;
   /** Defaults to 16 random bytes in base64url. */
   nonce?: string;
+  /** The application tag; default `medledger-vault` (webhooks use `medledger-webhook`). */
+  tag?: string;
 }
 
 export interface VerifyRequestParameters {
@@ -65,6 +67,8 @@ export interface VerifyRequestParameters {
   maxSkewSeconds?: number;
   /** The Ed25519 public key (raw, base64url) registered under `keyId`, or null. */
   lookupKey: (keyId: string) => Promise<string | null>;
+  /** The tag the signature must carry; default `medledger-vault`. */
+  tag?: string;
 }
 
 export interface VerifiedRequest {
@@ -104,7 +108,7 @@ export async function signRequest(p: SignRequestParameters): Promise<Record<stri
         nonce: p.nonce ?? toBase64Url(randomBytes(16)),
         keyid: p.keyId,
         alg: SIGNATURE_ALG,
-        tag: SIGNATURE_TAG,
+        tag: p.tag ?? SIGNATURE_TAG,
       },
     },
     { method: p.method, url: url.href, headers } satisfies SignatureRequest,
@@ -145,7 +149,8 @@ export async function verifyRequest(p: VerifyRequestParameters): Promise<Verifie
   if (new Set(components).size !== components.length) invalid('A covered component is listed twice.');
 
   if (params.get('alg') !== SIGNATURE_ALG) invalid(`The signature alg must be "${SIGNATURE_ALG}".`);
-  if (params.get('tag') !== SIGNATURE_TAG) invalid(`The signature tag must be "${SIGNATURE_TAG}".`);
+  const tag = p.tag ?? SIGNATURE_TAG;
+  if (params.get('tag') !== tag) invalid(`The signature tag must be "${tag}".`);
   const keyId = nonEmptyString(params.get('keyid'), 'keyid');
   const nonce = nonEmptyString(params.get('nonce'), 'nonce');
   const created = integer(params.get('created'), 'created');

@@ -93,7 +93,9 @@ export function executeBlock(state: StateReader, chain: ChainIndex, entries: rea
       const nonceKey = tx.author + ' ' + tx.nonce;
       if (usedNonces.has(nonceKey) || chain.nonceUsed(tx.author, tx.nonce)) throw new MedledgerError('TX_REPLAY');
       if (principal.key.status !== 'active' || principal.staff?.status === 'revoked') throw new MedledgerError('IDENTITY_REVOKED');
-      if (!can({ role: principal.role, institutionKind: principal.institutionKind }, tx.type)) {
+      if (
+        !can({ role: principal.role, institutionKind: principal.institutionKind, qualifications: principal.staff?.qualifications }, tx.type)
+      ) {
         throw new MedledgerError('ROLE_FORBIDDEN');
       }
       const contract = Contracts[tx.type];

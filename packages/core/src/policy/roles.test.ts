@@ -55,8 +55,9 @@ describe('can: examples a hospital IT team would check', () => {
     ['doctor', 'hospital', 'consent.grant', false],
     ['institution', 'hospital', 'access.decide', false],
     // access
-    ['doctor', 'hospital', 'access.breakGlass', true],
-    ['doctor', 'clinic', 'access.breakGlass', true],
+    // break-glass needs the emergency qualification too (issue 7; tested below)
+    ['doctor', 'hospital', 'access.breakGlass', false],
+    ['doctor', 'clinic', 'access.breakGlass', false],
     ['doctor', 'laboratory', 'access.breakGlass', false],
     ['nurse', 'hospital', 'access.breakGlass', false],
     ['institution', 'hospital', 'access.recordServed', true],
@@ -86,7 +87,8 @@ describe('deny by default', () => {
         for (const kind of [undefined, ...KINDS]) {
           const listed =
             grant.roles.includes(role) &&
-            (grant.institutionKinds === undefined || (kind !== undefined && grant.institutionKinds.includes(kind)));
+            (grant.institutionKinds === undefined || (kind !== undefined && grant.institutionKinds.includes(kind))) &&
+            grant.qualification === undefined;
           expect(can({ role, institutionKind: kind }, p), `${role} at ${String(kind)}: ${p}`).toBe(listed);
         }
       }
@@ -110,10 +112,22 @@ describe('deny by default', () => {
     }
   });
 
-  it('lets an auditor read audit trails, nothing else', () => {
+  it('lets an auditor read audit trails and close break-glass reviews of a hospital or clinic, nothing else', () => {
     for (const kind of [undefined, ...KINDS]) {
-      expect(PERMISSIONS.filter((p) => can({ role: 'auditor', institutionKind: kind }, p))).toEqual(['audit.read']);
+      const reviews = kind === 'hospital' || kind === 'clinic' ? ['access.reviewBreakGlass'] : [];
+      expect(PERMISSIONS.filter((p) => can({ role: 'auditor', institutionKind: kind }, p))).toEqual([...reviews, 'audit.read']);
     }
+  });
+
+  it('lets only a doctor with the emergency qualification, at a hospital or clinic, break the glass (issue 7)', () => {
+    const emergency = ['emergency'] as const;
+    expect(can({ role: 'doctor', institutionKind: 'hospital', qualifications: emergency }, 'access.breakGlass')).toBe(true);
+    expect(can({ role: 'doctor', institutionKind: 'clinic', qualifications: emergency }, 'access.breakGlass')).toBe(true);
+    expect(can({ role: 'doctor', institutionKind: 'hospital', qualifications: [] }, 'access.breakGlass')).toBe(false);
+    expect(can({ role: 'doctor', institutionKind: 'laboratory', qualifications: emergency }, 'access.breakGlass')).toBe(false);
+    expect(can({ role: 'nurse', institutionKind: 'hospital', qualifications: emergency }, 'access.breakGlass')).toBe(false);
+    // a qualification adds to a role's grants only where the table asks for it
+    expect(can({ role: 'doctor', institutionKind: 'hospital', qualifications: emergency }, 'records.register')).toBe(true);
   });
 
   it('lets a research institute’s staff change no record, whatever their role', () => {

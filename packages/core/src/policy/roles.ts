@@ -22,17 +22,30 @@ export const StaffRoles = {
 } as const;
 export type StaffRole = keyof typeof StaffRoles;
 
+/**
+ * Qualifications an institution grants to some of its staff on top of their role. `emergency`:
+ * a doctor who may break the glass (HL7 ActReason BTG / ETREAT). A flag on the doctor rather than
+ * a role of its own, so an emergency physician keeps every right of a doctor (records, group keys)
+ * and the institution can grant or withdraw it without re-enrolling them.
+ */
+export const Qualifications = {
+  emergency: 'May open a patient’s records without prior consent in an emergency (break-glass)',
+} as const;
+export type Qualification = keyof typeof Qualifications;
+
 /** Every principal role: the Issuer, an institution acting through its own key, staff, patients. */
 export type Role = 'issuer' | 'institution' | 'patient' | StaffRole;
 
 /** Permissions that are not transactions: reads decided by the vault and the API. */
-export type ReadPermission = 'records.readIdentified' | 'records.readDeidentified' | 'audit.read';
+export type ReadPermission = 'records.readIdentified' | 'records.readDeidentified' | 'audit.read' | 'push.manage';
 export type Permission = TxType | ReadPermission;
 
 interface Grant {
   readonly roles: readonly Role[];
   /** when present, the author's institution must be of one of these kinds */
   readonly institutionKinds?: readonly InstitutionKind[];
+  /** when present, the author (staff) must hold this qualification */
+  readonly qualification?: Qualification;
 }
 
 const CARE: readonly InstitutionKind[] = ['hospital', 'clinic', 'laboratory'];
@@ -64,7 +77,16 @@ export const PermissionTable: { readonly [P in Permission]: Grant } = {
   'access.decide': { roles: ['patient'] },
   'access.recordServed': { roles: ['institution', 'operator'], institutionKinds: CARE },
   'access.recordRefused': { roles: ['institution', 'operator'], institutionKinds: CARE },
-  'access.breakGlass': { roles: ['doctor'], institutionKinds: ['hospital', 'clinic'] },
+  'access.breakGlass': { roles: ['doctor'], institutionKinds: ['hospital', 'clinic'], qualification: 'emergency' },
+  // issue 7: the institution's auditors close the review of its own staff's break-glass accesses
+  'access.reviewBreakGlass': { roles: ['auditor'], institutionKinds: ['hospital', 'clinic'] },
+  'identity.setQualifications': { roles: ['institution'] },
+  // a patient appoints and revokes; the contract lets a guardian resign too
+  'identity.appointGuardian': { roles: ['patient'] },
+  'identity.revokeGuardian': { roles: ['patient'] },
+  'subscriptions.subscribe': { roles: ['doctor'], institutionKinds: CARE },
+  // the subscriber, or the patient whose records it follows (checked by the contract)
+  'subscriptions.cancel': { roles: ['doctor', 'patient'] },
   'research.registerStudy': { roles: ['researcher'], institutionKinds: ['research'] },
   'research.closeStudy': { roles: ['researcher'], institutionKinds: ['research'] },
   'research.openRound': { roles: ['researcher'], institutionKinds: ['research'] },
@@ -76,17 +98,21 @@ export const PermissionTable: { readonly [P in Permission]: Grant } = {
   'records.readIdentified': { roles: ['patient', 'doctor', 'nurse', 'operator'] },
   'records.readDeidentified': { roles: ['patient', 'doctor', 'nurse', 'operator', 'researcher'] },
   'audit.read': { roles: ['patient', 'auditor'] },
+  // the node's webhook deliveries: list and re-drive the dead letters of the institution
+  'push.manage': { roles: ['institution', 'operator'] },
 };
 
 export interface PolicySubject {
   role: Role;
   institutionKind?: InstitutionKind | undefined;
+  qualifications?: readonly Qualification[] | undefined;
 }
 
 /** Deny by default: true only when the table grants `permission` to this role and kind. */
 export function can(subject: PolicySubject, permission: Permission): boolean {
   const grant = PermissionTable[permission];
   if (!grant.roles.includes(subject.role)) return false;
+  if (grant.qualification !== undefined && !(subject.qualifications ?? []).includes(grant.qualification)) return false;
   if (grant.institutionKinds === undefined) return true;
   return subject.institutionKind !== undefined && grant.institutionKinds.includes(subject.institutionKind);
 }

@@ -24,6 +24,8 @@ import type { VaultService } from '../vault/vault-service.ts';
 import { registerWebApp } from './web-app.ts';
 import { registerDemoIdentities } from './demo-identities.ts';
 import type { KeyEntry, Patient, Staff } from '@medledger/core/contracts/state';
+import type { Notification, PushService } from '../push/push-service.ts';
+import { registerPushRoutes } from '../push/push-routes.ts';
 
 export interface ApiOptions {
   /** largest request body accepted, bytes */
@@ -40,6 +42,8 @@ export interface ApiOptions {
   webDist?: string | null;
   /** `medledger demo` only: the demo's synthetic identity files, offered to the app's sign-in */
   demoIdentitiesDir?: string | null;
+  /** issue 7: subscription and break-glass notifications, the webhook outbox */
+  push?: PushService | null;
 }
 
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -444,13 +448,17 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
     {
       schema: {
         summary:
-          'Server-sent events: `block` for each committed block, `ledger` for each contract event, `final` for each certified height (consortium)',
+          'Server-sent events: `block` for each committed block, `ledger` for each contract event, `final` for each certified height (consortium), ' +
+          '`notification` for a subscriber’s new record (`subscriber=`) and a patient’s break-glass notice (`patientCode=`)',
         tags: ['ledger'],
-        querystring: Type.Object({ patientCode: Type.Optional(Hex64) }),
+        querystring: Type.Object({
+          patientCode: Type.Optional(Hex64),
+          subscriber: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}/[a-z0-9][a-z0-9.-]{0,47}$' })),
+        }),
       },
     },
     (req, reply) => {
-      const { patientCode } = req.query as { patientCode?: string };
+      const { patientCode, subscriber } = req.query as { patientCode?: string; subscriber?: string };
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -488,6 +496,13 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         send('final', { height: f.height, hash: f.blockHash, txIds: txIdsAt(f.height) });
       };
       o.finality?.on('final', onFinal);
+      // issue 7: a subscriber's record notifications; a patient's break-glass notices.
+      const onNotification = (n: Notification): void => {
+        const forSubscriber = n.kind === 'record' && subscriber !== undefined && n.subscriber === subscriber;
+        const forPatient = n.kind === 'break-glass' && patientCode !== undefined && n.patientCode === patientCode;
+        if (forSubscriber || forPatient || (subscriber === undefined && patientCode === undefined)) send('notification', n);
+      };
+      o.push?.on('notification', onNotification);
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
       streams.add(res);
       req.raw.on('close', () => {
@@ -495,6 +510,7 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
         clearInterval(keepAlive);
         peer.off('block', onBlock);
         o.finality?.off('final', onFinal);
+        o.push?.off('notification', onNotification);
       });
     },
   );
@@ -508,5 +524,6 @@ export async function createApi(peer: Peer, o: ApiOptions): Promise<FastifyInsta
   // The FHIR R4 facade answers on every node; without a vault only its metadata (nothing to authenticate with).
   await registerFhirRoutes(app, { peer, vault: o.vault ?? null, institution: o.institution });
   if (o.demoIdentitiesDir != null) registerDemoIdentities(app, store, o.demoIdentitiesDir);
+  if (o.push) await registerPushRoutes(app, store, o.push);
   return app;
 }

@@ -12,6 +12,7 @@ import { registerClusterCommands } from './commands/cluster.ts';
 import { registerVaultCommands } from './commands/vault.ts';
 import { registerResearchCommands } from './commands/research.ts';
 import { registerKeyRotationCommands } from './commands/key-rotation.ts';
+import { registerCareCommands } from './commands/care.ts';
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerVaultCommands(program);
   registerResearchCommands(program);
   registerKeyRotationCommands(program);
+  registerCareCommands(program);
   return program;
 }
 

@@ -24,6 +24,28 @@ export const VaultConfigSchema = Type.Object(
 );
 export type VaultConfig = Static<typeof VaultConfigSchema>;
 
+/**
+ * Push (issue 7): where this node delivers its institutions' subscription notifications. Kept in
+ * node configuration, not on the ledger: a webhook address is an institution's internal endpoint,
+ * which other members need not see and which changes without a vote; receivers check deliveries
+ * against the institution's signing key, which is on the ledger.
+ */
+export const PushConfigSchema = Type.Object(
+  {
+    webhooks: Type.Array(
+      Type.Object(
+        { institution: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,47}$' }), url: Type.String({ pattern: '^https?://[^\\s]+$' }) },
+        { additionalProperties: false },
+      ),
+      { maxItems: 64 },
+    ),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 50 })),
+    retryBaseMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+export type PushConfig = Static<typeof PushConfigSchema>;
+
 export const NodeConfigSchema = Type.Object(
   {
     institution: Type.String(),
@@ -43,6 +65,7 @@ export const NodeConfigSchema = Type.Object(
     rateLimitPerMinute: Type.Integer({ minimum: 1 }),
     /** the vault(s) this node keeps: the institution's own, or several on an embedded node */
     vault: Type.Optional(VaultConfigSchema),
+    push: Type.Optional(PushConfigSchema),
   },
   { additionalProperties: false },
 );
@@ -57,6 +80,7 @@ export const DataDirFiles = {
   orderer: 'orderer',
   vault: 'vault.db',
   vaultKeys: 'vault-keys',
+  push: 'push.db',
 } as const;
 
 /** Writes a file atomically (temp file, fsync, rename), with `mode`. */

@@ -35,6 +35,12 @@ export const QUERY_COLUMNS: Partial<Record<StateTable, readonly (readonly [strin
     ['study_id', 'studyId', 'TEXT'],
     ['opened_at', 'openedAt', 'INTEGER'],
   ],
+  // issue 7
+  subscriptions: [['patient_code', 'patientCode', 'TEXT']],
+  guardianships: [
+    ['patient_code', 'patientCode', 'TEXT'],
+    ['guardian_code', 'guardian', 'TEXT'],
+  ],
 };
 
 const INDEXES: string[] = [
@@ -46,6 +52,9 @@ const INDEXES: string[] = [
   'CREATE INDEX IF NOT EXISTS s_accessLog_patient ON s_accessLog(patient_code, time)',
   'CREATE INDEX IF NOT EXISTS s_reviews_status ON s_reviews(status)',
   'CREATE INDEX IF NOT EXISTS s_rounds_study ON s_rounds(study_id, opened_at)',
+  'CREATE INDEX IF NOT EXISTS s_subscriptions_patient ON s_subscriptions(patient_code)',
+  'CREATE INDEX IF NOT EXISTS s_guardianships_patient ON s_guardianships(patient_code)',
+  'CREATE INDEX IF NOT EXISTS s_guardianships_guardian ON s_guardianships(guardian_code)',
 ];
 
 export function stateTableName(table: StateTable): string {

@@ -41,6 +41,7 @@ export async function openVaults(
   config: VaultConfig,
   peer: Peer,
   finality: FinalityTracker | null,
+  now?: () => number,
 ): Promise<VaultService> {
   const keyDir = join(dataDir, DataDirFiles.vaultKeys);
   const vaults: HostedVault[] = config.institutions.map((institution) => {
@@ -53,7 +54,7 @@ export async function openVaults(
       groupKeys: new GroupKeyring(join(keyDir, `${institution}.groups.json`), key),
     };
   });
-  const service = new VaultService({ peer, finality, store: openVaultStore(dataDir, config), vaults });
+  const service = new VaultService({ peer, finality, store: openVaultStore(dataDir, config), vaults, ...(now ? { now } : {}) });
   await service.start();
   return service;
 }

@@ -109,6 +109,7 @@ export function registerNetworkCommands(program: Command): void {
           : null,
         logger: o.log,
         vault: config.vault ?? null,
+        push: config.push ?? null,
       });
       process.stdout.write(`medledger node ${config.institution} listening on ${node.url} (height ${node.peer.store.head().height})\n`);
       onSignals(() => node.stop());
