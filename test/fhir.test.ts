@@ -413,6 +413,8 @@ describe('Consent', () => {
 
 describe('AuditEvent', () => {
   it('is the access log, one event per entry, served, refused and break-glass', async () => {
+    // Only a doctor the institution qualified for emergencies may break the glass.
+    await ok(net.institutions.get('hosp-a')!, 'identity.setQualifications', { staffId: 'hosp-a/dr-a', qualifications: ['emergency'] });
     await ok(staff('hosp-a/dr-a'), 'access.breakGlass', {
       patientCode: patient.code,
       reason: 'ETREAT',

@@ -39,12 +39,23 @@ describe('with a built app', () => {
     expect(await deep.text()).toContain('id="root"');
   });
 
-  it('keeps the API, the vault and FHIR paths for themselves', async () => {
-    for (const path of ['/api/nope', '/vault/nope', '/fhir/Patient', '/assets/missing.js']) {
+  it('answers index.html for its own pages only: other paths keep their coded 404s, /fhir its OperationOutcome', async () => {
+    for (const path of ['/api/nope', '/vault/nope', '/assets/missing.js', '/0ault/hosp-a/audit', '/patients', '/network.json']) {
       const res = await fetch(`${node.url}${path}`);
       expect(res.status, path).toBe(404);
       expect(await res.json(), path).toMatchObject({ code: 'NOT_FOUND' });
     }
+    // A path too long for a route's parameter once reached the static files and failed there with a 500.
+    const long = await fetch(`${node.url}/api/studies/${'x'.repeat(4000)}`);
+    expect(long.status).toBeLessThan(500);
+    expect(await long.json()).toHaveProperty('code');
+    const fhir = await fetch(`${node.url}/fhir/Patient`);
+    expect(fhir.status).toBe(404);
+    expect(fhir.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    expect(await fhir.json()).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ details: { coding: [{ code: 'NOT_FOUND' }] } }],
+    });
     expect((await fetch(`${node.url}/api/health`)).status).toBe(200);
     const post = await fetch(`${node.url}/patient`, { method: 'POST' });
     expect(post.status).toBe(404);

@@ -1,8 +1,8 @@
 /**
  * Serves the browser app (packages/web, built by Vite) from the node, on the same origin as the
  * API and the vault, so the app's signed vault requests name this node's authority. Files come
- * from the build directory; any other GET outside /api, /vault and /fhir answers index.html (the
- * app routes in the browser). Without a build, `/` says how to make one and the API still runs.
+ * from the build directory; a GET of one of the app's pages answers index.html (the app routes in
+ * the browser). Without a build, `/` says how to make one and the API still runs.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,8 +12,12 @@ import fastifyStatic from '@fastify/static';
 /** Where `npm run build` puts the app, relative to this file in the repository. */
 export const DEFAULT_WEB_DIST = join(import.meta.dirname, '../../../web/dist');
 
-/** Paths the app never owns: the API, the vault and the FHIR facade answer their own 404s. */
-const RESERVED = /^\/(api|vault|fhir)(\/|$|\?)/;
+/**
+ * The app's own pages (packages/web/src/app.tsx routes them in the browser): only these answer
+ * index.html. Any other unknown path, and everything under /api, /vault and /fhir, keeps its
+ * coded 404 (an OperationOutcome under /fhir).
+ */
+const APP_PAGES = /^\/(sign-in|patient|institution|network)(\/[^.]*)?$/;
 
 const NOT_BUILT = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>medledger</title></head>
@@ -36,6 +40,9 @@ export async function registerWebApp(app: FastifyInstance, distDir: string): Pro
       prefix: '/',
       index: ['index.html'],
       cacheControl: false,
+      // One route per built file rather than a wildcard: a wildcard would take every unknown GET,
+      // including /fhir's, away from the not-found handler of its own scope.
+      wildcard: false,
       setHeaders: (reply, path) => {
         void reply.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
       },
@@ -47,7 +54,7 @@ export async function registerWebApp(app: FastifyInstance, distDir: string): Pro
     built,
     fallback(req, reply) {
       const path = req.url.split('?')[0] ?? '/';
-      if (!built || (req.method !== 'GET' && req.method !== 'HEAD') || RESERVED.test(path) || /\.[a-z0-9]+$/i.test(path)) return false;
+      if (!built || (req.method !== 'GET' && req.method !== 'HEAD') || !APP_PAGES.test(path)) return false;
       return reply.header('cache-control', 'no-cache').sendFile('index.html');
     },
   };
