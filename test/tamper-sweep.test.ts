@@ -375,10 +375,14 @@ function sameKeys(a: Buffer, b: Buffer): boolean {
   } catch {
     return false;
   }
+  // A flipped byte may rename a key or change a type: such a file is not the same one.
+  const keyOf = (f: IdentityFile): unknown => (f as { encryption?: { privateKey?: unknown } } | null)?.encryption?.privateKey;
+  if (typeof keyOf(x) !== 'string' || typeof keyOf(y) !== 'string') return false;
   const canonical = [x, y].every(
     (f) => Buffer.from(f.encryption.privateKey, 'base64url').toString('base64url') === f.encryption.privateKey,
   );
   const [p, q] = [x, y].map((f) => Buffer.from(f.encryption.privateKey, 'base64url'));
+  if (p!.length !== q!.length) return false;
   const diff = p!.map((v, i) => v ^ q![i]!);
   const unused = diff.every((d, i) => (i === 0 ? (d & ~0x07) === 0 : i === 31 ? (d & ~0xc0) === 0 : d === 0));
   return (
