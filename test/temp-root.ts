@@ -3,7 +3,7 @@
  * this run, removed when the run ends (set MEDLEDGER_KEEP_TEST_DIRS to keep it). Test workers
  * inherit the variable; other runs on the same machine keep their own.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,6 +11,8 @@ let root: string | null = null;
 
 export function setup(): void {
   root = mkdtempSync(join(tmpdir(), 'medledger-run-'));
+  // Others may pass through but not list: PostgreSQL runs as its own user inside a directory here.
+  chmodSync(root, 0o711);
   process.env['MEDLEDGER_TEST_TMP'] = root;
 }
 

@@ -431,6 +431,9 @@ describe('access.reviewBreakGlass (issue 7)', () => {
       reason: 'justified',
     });
     expect(await ledger.code(ledger.tx(audB, 'access.reviewBreakGlass', review))).toBe('REVIEW_CLOSED');
+    // Closed before its hour was up: the access ends with it, so no read escapes the review.
+    expect(ledger.get<Consent>('consents', reviewId)?.status).toBe('revoked');
+    expect(await recordServed(served('hosp-b/dr-park', { purpose: 'BTG' }))).not.toBe('OK');
   });
 
   it('refuses a doctor without the emergency qualification, and one whose qualification was withdrawn', async () => {

@@ -106,13 +106,15 @@ export function decide(input: ContractInput<Static<typeof DecideBody>>): void {
   const { draft, body, txId, ctx } = input;
   const req = draft.get<AccessRequest>('accessRequests', body.requestId);
   if (req === undefined) reject('REQUEST_NOT_FOUND');
-  // The patient, or a guardian within their guardianship (issue 7): a denial needs only the action.
+  // The patient, or a guardian within their guardianship (issue 7): the request's purpose and
+  // scope must lie inside it, whether approved or denied; an approval must also end inside it.
   const until = ctx.time + (body.durationMs ?? DEFAULT_APPROVAL_MS);
-  const guardian = actingFor(
-    input,
-    req.patientCode,
-    body.approve ? { action: 'access.decide', purposes: [req.purpose], scope: req.scope, until } : { action: 'access.decide' },
-  );
+  const guardian = actingFor(input, req.patientCode, {
+    action: 'access.decide',
+    purposes: [req.purpose],
+    scope: req.scope,
+    ...(body.approve ? { until } : {}),
+  });
   if (req.status !== 'pending') reject('REQUEST_CLOSED');
   let consentId: string | null = null;
   if (body.approve) {
@@ -299,6 +301,11 @@ export function reviewBreakGlass(input: ContractInput<Static<typeof ReviewBreakG
   const auditor = principal.staff!;
   if (auditor.institution !== review.institution) reject('ROLE_FORBIDDEN', 'Auditors review their own institution’s break-glass accesses.');
   if (review.status !== 'open') reject('REVIEW_CLOSED');
+  // A closed review covers every read it lists: closing it before the access expires ends the access.
+  const access = draft.get<Consent>('consents', review.reviewId);
+  if (access !== undefined && access.status !== 'revoked' && (access.period.to === null || ctx.time < access.period.to)) {
+    draft.put('consents', access.consentId, { ...access, status: 'revoked', version: access.version + 1, updatedAt: ctx.time });
+  }
   draft.put('reviews', review.reviewId, {
     ...review,
     status: 'closed',

@@ -138,7 +138,8 @@ export function narrow(input: ContractInput<Static<typeof NarrowBody>>): void {
   const { draft, body, ctx } = input;
   const consent = draft.get<Consent>('consents', body.consentId);
   if (consent === undefined) reject('CONSENT_NOT_FOUND');
-  const guardian = actingFor(input, consent.patientCode, { action: 'consent.narrow' });
+  // A guardian changes only consents inside their guardianship: its categories and purposes.
+  const guardian = actingFor(input, consent.patientCode, { action: 'consent.narrow', purposes: consent.purposes, scope: consent.scope });
   if (consent.status === 'revoked') reject('CONSENT_REVOKED');
   const narrower =
     scopeWithin(body.scope, consent.scope) &&
@@ -165,7 +166,10 @@ export function revoke(input: ContractInput<Static<typeof RevokeBody>>): void {
   const { draft, body, ctx } = input;
   const consent = draft.get<Consent>('consents', body.consentId);
   if (consent === undefined) reject('CONSENT_NOT_FOUND');
-  const guardian = actingFor(input, consent.patientCode, { action: 'consent.revoke' });
+  const guardian = actingFor(input, consent.patientCode, { action: 'consent.revoke', purposes: consent.purposes, scope: consent.scope });
+  // An emergency access is ended by its review, not by a guardian in the middle of the emergency.
+  if (guardian !== null && consent.source === 'break-glass')
+    reject('GUARDIAN_OUT_OF_SCOPE', 'A guardian does not end a break-glass access.');
   if (consent.status === 'revoked') reject('CONSENT_REVOKED');
   draft.put('consents', consent.consentId, { ...consent, status: 'revoked', version: consent.version + 1, updatedAt: ctx.time });
   if (guardian !== null) noteGuardianAct(input, guardian, 'consent.revoke', consent.consentId);

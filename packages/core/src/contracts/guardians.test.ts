@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../codec/canonical-json.ts';
-import { createCast, DAY, recordBody, type Cast } from '../ledger/test-network.test-fixture.ts';
+import { createCast, DAY, HOUR, recordBody, type Cast } from '../ledger/test-network.test-fixture.ts';
 import type { AccessLogEntry, Consent, Guardianship } from './state.ts';
 
 let cast: Cast;
@@ -86,6 +86,36 @@ describe('identity.appointGuardian and consents given by a guardian', () => {
     expect(await ledger.code(ledger.tx(bob.patient, 'consent.revoke', { consentId: granted.txId }))).toBe('OK');
   });
 
+  it('lets a guardian revoke only consents inside the guardianship, and never a break-glass access', async () => {
+    const { ledger, alice, bob } = cast;
+    await ledger.ok(ledger.tx(alice.patient, 'identity.appointGuardian', appointment()));
+    // The patient's own consents: one inside the guardianship, two outside it.
+    const inside = await ledger.ok(ledger.tx(alice.patient, 'consent.grant', grantBody()));
+    const everything = await ledger.ok(ledger.tx(alice.patient, 'consent.grant', grantBody({ scope: { kind: 'all' } })));
+    const research = await ledger.ok(ledger.tx(alice.patient, 'consent.grant', grantBody({ purposes: ['HRESCH'] })));
+    for (const [consent, what] of [
+      [everything, 'all records'],
+      [research, 'another purpose'],
+    ] as const) {
+      expect(await ledger.code(ledger.tx(bob.patient, 'consent.revoke', { consentId: consent.txId })), what).toBe('GUARDIAN_OUT_OF_SCOPE');
+      expect(ledger.get<Consent>('consents', consent.txId)?.status, what).toBe('active');
+    }
+    expect(await ledger.code(ledger.tx(bob.patient, 'consent.revoke', { consentId: inside.txId }))).toBe('OK');
+
+    await ledger.ok(
+      ledger.tx(ledger.institution('hosp-b'), 'identity.setQualifications', { staffId: 'hosp-b/dr-park', qualifications: ['emergency'] }),
+    );
+    const glass = await ledger.ok(
+      ledger.tx(cast.staff('hosp-b/dr-park'), 'access.breakGlass', {
+        patientCode: alice.patientCode,
+        reason: 'ETREAT',
+        justification: 'unconscious on arrival',
+        durationMs: HOUR,
+      }),
+    );
+    expect(await ledger.code(ledger.tx(bob.patient, 'consent.revoke', { consentId: glass.txId }))).toBe('GUARDIAN_OUT_OF_SCOPE');
+  });
+
   it('refuses after the period, before it, and once revoked; the patient or the guardian revokes', async () => {
     const { ledger, alice, bob } = cast;
     const later = await ledger.ok(
@@ -142,10 +172,14 @@ describe('identity.appointGuardian and consents given by a guardian', () => {
     expect(await ledger.code(ledger.tx(bob.patient, 'access.decide', { requestId: care.txId, approve: true, durationMs: null }))).toBe(
       'GUARDIAN_OUT_OF_SCOPE',
     );
-    // a denial stays within any decide scope
+    // a denial, too, is the patient's to make outside the guardianship's purposes
     expect(await ledger.code(ledger.tx(bob.patient, 'access.decide', { requestId: care.txId, approve: false, durationMs: null }))).toBe(
-      'OK',
+      'GUARDIAN_OUT_OF_SCOPE',
     );
+    const treatAgain = await ask('TREAT');
+    expect(
+      await ledger.code(ledger.tx(bob.patient, 'access.decide', { requestId: treatAgain.txId, approve: false, durationMs: null })),
+    ).toBe('OK');
 
     expect(await ledger.code(ledger.tx(alice.patient, 'identity.appointGuardian', appointment({ guardian: alice.patientCode })))).toBe(
       'TX_BODY_INVALID',

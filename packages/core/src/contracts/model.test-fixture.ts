@@ -439,7 +439,7 @@ export function narrow(m: Model, key: string, consentId: string, next: Pick<Cons
   return act(m, key, 'consent.narrow', (a) => {
     const c = m.consents.find((x) => x.id === consentId);
     if (c === undefined) return refuse('CONSENT_NOT_FOUND');
-    const why = onBehalf(m, a, c.patient, { action: 'consent.narrow' });
+    const why = onBehalf(m, a, c.patient, { action: 'consent.narrow', purposes: c.purposes, scope: c.scope });
     if (why !== null) return refuse(why);
     if (c.revoked) return refuse('CONSENT_REVOKED');
     const { from, to } = next.period;
@@ -459,7 +459,7 @@ export function revokeConsent(m: Model, key: string, consentId: string): Outcome
   return act(m, key, 'consent.revoke', (a) => {
     const c = m.consents.find((x) => x.id === consentId);
     if (c === undefined) return refuse('CONSENT_NOT_FOUND');
-    const why = onBehalf(m, a, c.patient, { action: 'consent.revoke' });
+    const why = onBehalf(m, a, c.patient, { action: 'consent.revoke', purposes: c.purposes, scope: c.scope });
     if (why !== null) return refuse(why);
     if (c.revoked) return refuse('CONSENT_REVOKED');
     return accept(() => Object.assign(c, { revoked: true, updatedAt: m.time }));
@@ -553,12 +553,12 @@ export function decide(m: Model, key: string, requestId: string, approve: boolea
     const r = m.accessRequests.find((x) => x.id === requestId);
     if (r === undefined) return refuse('REQUEST_NOT_FOUND');
     const until = m.time + (durationMs ?? DEFAULT_APPROVAL);
-    const why = onBehalf(
-      m,
-      a,
-      r.patient,
-      approve ? { action: 'access.decide', purposes: [r.purpose], scope: r.scope, until } : { action: 'access.decide' },
-    );
+    const why = onBehalf(m, a, r.patient, {
+      action: 'access.decide',
+      purposes: [r.purpose],
+      scope: r.scope,
+      ...(approve ? { until } : {}),
+    });
     if (why !== null) return refuse(why);
     if (r.status !== 'pending') return refuse('REQUEST_CLOSED');
     return accept((id) => {

@@ -54,4 +54,12 @@ describe('auditEventOf', () => {
       });
     }
   });
+
+  it('names a patient or guardian who acted as a Patient, not as staff', () => {
+    const code = 'c'.repeat(64);
+    for (const actorRole of ['patient', 'guardian']) {
+      const e = auditEventOf(accessLogEntry({ outcome: 'guardian-acted', recordId: null, actor: code, actorRole }));
+      expect(e.agent?.[0]?.who, actorRole).toMatchObject({ type: 'Patient', identifier: { value: code } });
+    }
+  });
 });

@@ -93,7 +93,8 @@ export function auditEventOf(e: AccessLogEntry): AuditEvent {
     purposeOfEvent: [purpose],
     agent: [
       {
-        who: staffReference(e.actor),
+        // A patient or their guardian acts under a patient code, staff under a staff id.
+        who: e.actorRole === 'patient' || e.actorRole === 'guardian' ? patientReference(e.actor) : staffReference(e.actor),
         role: [{ coding: [{ system: MedledgerSystems.role, code: e.actorRole }] }],
         requestor: true,
         purposeOfUse: [purpose],

@@ -206,8 +206,10 @@ export async function registerFhirRoutes(app: FastifyInstance, o: FhirRoutesOpti
   /** Auditors see the entries of their own institution (as requester or custodian), as the vault's audit. */
   const auditVisible = (r: Requester): ((e: AccessLogEntry) => boolean) => {
     if (r.kind === 'patient') return () => true;
+    // A guardianship is between two people: its entries name the acting person's home
+    // institution, which has no care relationship to show its auditors.
     if (r.kind === 'staff' && can({ role: r.staff.role }, 'audit.read'))
-      return (e) => e.institution === r.staff.institution || e.custodian === r.staff.institution;
+      return (e) => !e.outcome.startsWith('guardian-') && (e.institution === r.staff.institution || e.custodian === r.staff.institution);
     return () => false;
   };
 

@@ -329,10 +329,14 @@ export class PushService extends EventEmitter<{ notification: [Notification] }> 
     const host = req.headers['host'];
     if (typeof host !== 'string' || !this.ownAuthorities.has(host.toLowerCase()))
       throw new MedledgerError('SIGNATURE_INVALID', { details: 'The request names another authority than this node’s.' });
+    // As the vault does: the URL verified is the target as received, never a normalised one that
+    // could differ from the route that runs (dot segments, encodings).
+    const url = new URL(req.target, `${req.protocol}://${host}`);
+    if (!req.target.startsWith('/') || url.pathname + url.search !== req.target) throw new MedledgerError('SIGNATURE_INVALID');
     const state = this.state;
     const verified = await verifyRequest({
       method: req.method,
-      url: new URL(req.target, `${req.protocol}://${host}`).toString(),
+      url: url.toString(),
       headers: req.headers,
       now: this.now(),
       lookupKey: (kid) => {
