@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { fromBase64Url } from '@medledger/core/codec/bytes';
@@ -19,7 +19,6 @@ import { ROOT, freePort, tempDir } from './test-network.ts';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OUT = join(ROOT, 'test-output/web-portal');
-const DIST = join(ROOT, 'packages/web/dist/index.html');
 
 let node: LedgerNode;
 let dataDir: string;
@@ -108,8 +107,9 @@ const READ_HELD_KEYS = `(async () => {
 
 beforeAll(async () => {
   mkdirSync(OUT, { recursive: true });
-  // The node serves the built app; build it if this checkout has not yet.
-  if (!existsSync(DIST)) execFileSync('npm', ['run', 'build', '-w', '@medledger/web'], { cwd: ROOT, stdio: 'ignore' });
+  // The node serves the built app: build it from the sources as they are (a few seconds), never
+  // test a build left over from before an edit.
+  execFileSync('npm', ['run', 'build', '-w', '@medledger/web'], { cwd: ROOT, stdio: 'ignore' });
   dataDir = tempDir('web');
   const port = await freePort();
   node = await runDemo({ dataDir, host: '127.0.0.1', port, log: () => undefined });

@@ -105,54 +105,36 @@ export function SignIn() {
             These identities are synthetic: the demo node made their keys and keeps copies of them. Never use them for real data.
           </p>
           <div className="columns">
-            <div>
-              <h3>Staff</h3>
-              <ul className="pick-list">
-                {staff.map((d) => (
-                  <li key={d.name}>
-                    <button
-                      type="button"
-                      data-identity={d.name}
-                      disabled={action.busy}
-                      onClick={() =>
-                        void action.run(async () => {
-                          const file = asKeyFile(await getJson(`/api/demo/identities/${d.name}`));
-                          return enter(await importKeyFile(file, { synthetic: true, patientCode: null }));
-                        })
-                      }
-                    >
-                      <span className="who">{d.displayName}</span>
-                      <span className="meta">
-                        {d.role} · {d.institution}
-                      </span>
-                    </button>
-                  </li>
-                ))}
-              </ul>
-            </div>
-            <div>
-              <h3>Patients</h3>
-              <ul className="pick-list">
-                {patients.map((d) => (
-                  <li key={d.name}>
-                    <button
-                      type="button"
-                      data-identity={d.name}
-                      disabled={action.busy}
-                      onClick={() =>
-                        void action.run(async () => {
-                          const file = asKeyFile(await getJson(`/api/demo/identities/${d.name}`));
-                          return enter(await importKeyFile(file, { synthetic: true, patientCode: d.patientCode }));
-                        })
-                      }
-                    >
-                      <span className="who">{d.displayName}</span>
-                      <span className="meta mono">{d.patientCode?.slice(0, 12)}…</span>
-                    </button>
-                  </li>
-                ))}
-              </ul>
-            </div>
+            {(
+              [
+                ['Staff', staff, (d: DemoIdentity) => `${d.role ?? ''} · ${d.institution ?? ''}`],
+                ['Patients', patients, (d: DemoIdentity) => `${d.patientCode?.slice(0, 12) ?? ''}…`],
+              ] as const
+            ).map(([title, list, meta]) => (
+              <div key={title}>
+                <h3>{title}</h3>
+                <ul className="pick-list">
+                  {list.map((d) => (
+                    <li key={d.name}>
+                      <button
+                        type="button"
+                        data-identity={d.name}
+                        disabled={action.busy}
+                        onClick={() =>
+                          void action.run(async () => {
+                            const file = asKeyFile(await getJson(`/api/demo/identities/${d.name}`));
+                            return enter(await importKeyFile(file, { synthetic: true, patientCode: d.patientCode ?? null }));
+                          })
+                        }
+                      >
+                        <span className="who">{d.displayName}</span>
+                        <span className={d.kind === 'patient' ? 'meta mono' : 'meta'}>{meta(d)}</span>
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              </div>
+            ))}
           </div>
         </section>
       )}

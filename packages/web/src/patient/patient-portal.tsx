@@ -37,6 +37,20 @@ function scopeText(s: Consent['scope']): string {
   return s.kind === 'all' ? 'all records' : s.kind === 'categories' ? s.categories.join(', ') : `${s.recordIds.length} record(s)`;
 }
 
+/** The two answers to a request; `answer(true)` for the first. Each is one transaction signed here. */
+function Answer({ busy, yes, no, answer }: { busy: boolean; yes: string; no: string; answer: (yes: boolean) => void }) {
+  return (
+    <div className="actions">
+      <button type="button" disabled={busy} onClick={() => answer(true)}>
+        {yes}
+      </button>
+      <button type="button" className="danger" disabled={busy} onClick={() => answer(false)}>
+        {no}
+      </button>
+    </div>
+  );
+}
+
 function Requests({ code, tick }: { code: string; tick: number }) {
   const session = useSession()!;
   const action = useAction();
@@ -67,41 +81,21 @@ function Requests({ code, tick }: { code: string; tick: number }) {
               For {purposeText(r.purpose)}: “{r.reason}”
             </p>
             <p className="meta">Asked {when(r.createdAt)}</p>
-            <div className="actions">
-              <button
-                type="button"
-                disabled={action.busy}
-                onClick={() =>
-                  void action.run(async () => {
-                    const { height } = await submitTx(session.identity, 'access.decide', {
-                      requestId: r.requestId,
-                      approve: true,
-                      durationMs: null,
-                    });
-                    return `You approved ${r.requester} (block ${height}).`;
-                  })
-                }
-              >
-                Approve
-              </button>
-              <button
-                type="button"
-                className="danger"
-                disabled={action.busy}
-                onClick={() =>
-                  void action.run(async () => {
-                    const { height } = await submitTx(session.identity, 'access.decide', {
-                      requestId: r.requestId,
-                      approve: false,
-                      durationMs: null,
-                    });
-                    return `You denied ${r.requester} (block ${height}).`;
-                  })
-                }
-              >
-                Deny
-              </button>
-            </div>
+            <Answer
+              busy={action.busy}
+              yes="Approve"
+              no="Deny"
+              answer={(approve) =>
+                void action.run(async () => {
+                  const { height } = await submitTx(session.identity, 'access.decide', {
+                    requestId: r.requestId,
+                    approve,
+                    durationMs: null,
+                  });
+                  return `You ${approve ? 'approved' : 'denied'} ${r.requester} (block ${height}).`;
+                })
+              }
+            />
           </li>
         ))}
         {pendingReg.map((r) => (
@@ -111,39 +105,17 @@ function Requests({ code, tick }: { code: string; tick: number }) {
             </h3>
             <p>For {purposeText(r.purpose)}.</p>
             <p className="meta">Asked {when(r.createdAt)}</p>
-            <div className="actions">
-              <button
-                type="button"
-                disabled={action.busy}
-                onClick={() =>
-                  void action.run(async () => {
-                    const { height } = await submitTx(session.identity, 'consent.answerRegistration', {
-                      requestId: r.requestId,
-                      accept: true,
-                    });
-                    return `You accepted the registration (block ${height}).`;
-                  })
-                }
-              >
-                Accept
-              </button>
-              <button
-                type="button"
-                className="danger"
-                disabled={action.busy}
-                onClick={() =>
-                  void action.run(async () => {
-                    const { height } = await submitTx(session.identity, 'consent.answerRegistration', {
-                      requestId: r.requestId,
-                      accept: false,
-                    });
-                    return `You refused the registration (block ${height}).`;
-                  })
-                }
-              >
-                Refuse
-              </button>
-            </div>
+            <Answer
+              busy={action.busy}
+              yes="Accept"
+              no="Refuse"
+              answer={(accept) =>
+                void action.run(async () => {
+                  const { height } = await submitTx(session.identity, 'consent.answerRegistration', { requestId: r.requestId, accept });
+                  return `You ${accept ? 'accepted' : 'refused'} the registration (block ${height}).`;
+                })
+              }
+            />
           </li>
         ))}
       </ul>
