@@ -243,6 +243,23 @@ describe('DocumentReference search (ITI-67)', () => {
       expectOutcome(await fhir(staff(who), 'GET', `/DocumentReference?patient=${patient.code}`), 403, 'forbidden', 'ROLE_FORBIDDEN');
     }
   });
+
+  it('puts every answer it decides in the vault’s audit trail, served or refused with its code', async () => {
+    const auditor = new VaultClient(staff('hosp-a/aud-a'));
+    const seqOf = (e: JsonObject): number => e['seq'] as number;
+    const last = Math.max(0, ...(await auditor.audit(base, 'hosp-a', 0, 1000)).map(seqOf));
+    expect((await fhir(staff('hosp-b/dr-b'), 'GET', `/DocumentReference?patient=${patient.code}`)).status).toBe(200);
+    expect((await fhir(staff('hosp-a/aud-a'), 'GET', `/DocumentReference?patient=${patient.code}`)).status).toBe(403);
+    expect((await fhir(patient.identity, 'GET', `/Consent?patient=${other.code}`)).status).toBe(403);
+    const facade = (await auditor.audit(base, 'hosp-a', last, 1000)).filter(
+      (e) => typeof e['action'] === 'string' && e['action'].includes('/fhir/'),
+    );
+    expect(facade.map((e) => [e['requester'], e['action'], e['outcome'], e['code']])).toEqual([
+      ['hosp-b/dr-b', 'GET /fhir/DocumentReference', 'served', null],
+      ['hosp-a/aud-a', 'GET /fhir/DocumentReference', 'refused', 'ROLE_FORBIDDEN'],
+      [`patient:${patient.identity.keyId}`, 'GET /fhir/Consent', 'refused', 'ROLE_FORBIDDEN'],
+    ]);
+  });
 });
 
 describe('content retrieval (ITI-68) decides exactly as the vault', () => {

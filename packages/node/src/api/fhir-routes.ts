@@ -162,6 +162,12 @@ function inRange(t: number, range: { from?: number; to?: number }): boolean {
 
 export async function registerFhirRoutes(app: FastifyInstance, o: FhirRoutesOptions): Promise<void> {
   const store = o.peer.store;
+  /**
+   * Requests whose answer the facade decides itself, once their signature is verified: each is
+   * audited in the vault's trail, served or refused, before the answer leaves (onSend). Binary is
+   * decided and audited by the vault's serveRecord; a refused signature by `authenticate`.
+   */
+  const decided = new WeakMap<FastifyRequest, { requester: Requester; auditAs: string; action: string; code: string | null }>();
 
   const authenticate = async (
     req: FastifyRequest,
@@ -174,7 +180,9 @@ export async function registerFhirRoutes(app: FastifyInstance, o: FhirRoutesOpti
       throw new MedledgerError('NODE_UNAVAILABLE', { details: 'This node keeps no vault, so it cannot check signed requests.' });
     // Refused signatures are audited in the vault's trail: this node's institution's when it keeps it.
     const auditAs = custodian ?? (vault.hosts(o.institution) ? o.institution : (vault.institutions[0] ?? o.institution));
-    return vault.authenticate(signedRequest(req), auditAs, action, recordId);
+    const requester = await vault.authenticate(signedRequest(req), auditAs, action, recordId);
+    if (custodian === undefined) decided.set(req, { requester, auditAs, action, code: null });
+    return requester;
   };
 
   const baseOf = (req: FastifyRequest): string => `${req.protocol}://${req.headers.host ?? 'localhost'}/fhir`;
@@ -277,10 +285,26 @@ export async function registerFhirRoutes(app: FastifyInstance, o: FhirRoutesOpti
           }
         },
       );
-      scope.setErrorHandler((error, _req, reply) => {
+      scope.setErrorHandler((error, req, reply) => {
         const { status, body } = toHttpError(error);
+        const answer = decided.get(req);
+        if (answer !== undefined) answer.code = body.code;
         if (status >= 500) app.log.error({ code: body.code, err: error instanceof Error ? error.name : 'error' }, 'fhir request failed');
         return send(reply, status, operationOutcomeOf(status, body));
+      });
+      scope.addHook('onSend', async (req, reply, payload) => {
+        const answer = decided.get(req);
+        if (answer === undefined || o.vault === null) return payload;
+        decided.delete(req);
+        const served = reply.statusCode < 400;
+        await o.vault.auditAnswer(
+          answer.requester,
+          answer.auditAs,
+          answer.action,
+          served ? 'served' : 'refused',
+          served ? null : answer.code,
+        );
+        return payload;
       });
       scope.setNotFoundHandler((_req, reply) =>
         send(reply, 404, operationOutcomeOf(404, new MedledgerError('NOT_FOUND', { details: 'No such FHIR interaction here.' }).toJSON())),

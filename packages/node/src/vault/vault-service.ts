@@ -292,6 +292,23 @@ export class VaultService {
     throw new MedledgerError('ROLE_FORBIDDEN');
   }
 
+  /**
+   * Puts in `custodian`'s trail an answer this node decided outside the vault (the FHIR facade's
+   * reads of the ledger) for a requester `authenticate` verified: served, or refused with a code.
+   */
+  async auditAnswer(r: Requester, custodian: string, action: string, outcome: 'served' | 'refused', code: string | null): Promise<void> {
+    await this.auditEntry({
+      custodian,
+      requester: this.requesterLabel(r),
+      recordId: null,
+      objectId: null,
+      action,
+      outcome,
+      code,
+      ledgerTx: null,
+    });
+  }
+
   private async auditEntry(e: Omit<VaultAuditEntry, 'time'>, time = this.now()): Promise<void> {
     await this.o.store.audit({ ...e, time });
   }
