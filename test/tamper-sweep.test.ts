@@ -40,7 +40,18 @@ import { verifyVault } from '../packages/node/src/vault/verify-vault.ts';
 import type { VaultAuditEntry, VaultStore } from '../packages/node/src/vault/vault-store.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { PostgresServer } from './postgres-server.ts';
-import { CLI, enrolCast, makeNetwork, observation, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
+import {
+  CLI,
+  enrolCast,
+  makeNetwork,
+  observation,
+  send,
+  startAll,
+  startVaultNode,
+  tempDir,
+  type Cast,
+  type TestNetwork,
+} from './test-network.ts';
 
 const ciEnv = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
 if (ciEnv?.['CI'] === 'true') fc.configureGlobal({ seed: 20261121 });
@@ -151,7 +162,7 @@ async function fillVault(
 }
 
 beforeAll(async () => {
-  [nats, pgServer] = await Promise.all([NatsCluster.start(1), PostgresServer.start()]);
+  [nats, pgServer] = await startAll(NatsCluster.start(1), PostgresServer.start());
   pgUrl = pgServer.connectionString;
   net = await makeNetwork(
     { batchTimeoutMs: 5 },

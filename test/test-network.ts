@@ -300,3 +300,18 @@ export class NodeProcess {
     await this.exited;
   }
 }
+
+/**
+ * Starts two servers side by side and answers both; if one fails to start, stops the other before
+ * rethrowing, so that no server outlives a failed setup.
+ */
+export async function startAll<A extends Stoppable, B extends Stoppable>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'fulfilled' && y.status === 'fulfilled') return [x.value, y.value];
+  for (const s of [x, y]) if (s.status === 'fulfilled') await s.value.stop().catch(() => undefined);
+  throw x.status === 'rejected' ? x.reason : (y as PromiseRejectedResult).reason;
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}

@@ -29,7 +29,18 @@ import Database from 'better-sqlite3';
 import { verifyStore } from '../packages/node/src/store/verify-store.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { PostgresServer } from './postgres-server.ts';
-import { enrolCast, http, makeNetwork, observation, send, startVaultNode, tempDir, type Cast, type TestNetwork } from './test-network.ts';
+import {
+  enrolCast,
+  http,
+  makeNetwork,
+  observation,
+  send,
+  startAll,
+  startVaultNode,
+  tempDir,
+  type Cast,
+  type TestNetwork,
+} from './test-network.ts';
 
 const INSTITUTIONS = [
   { id: 'hosp-a', name: 'Hospital A', kind: 'hospital', validator: true },
@@ -118,7 +129,7 @@ function rawGet(base: string, target: string, headers: Record<string, string>): 
 }
 
 beforeAll(async () => {
-  [nats, pg] = await Promise.all([NatsCluster.start(1), PostgresServer.start()]);
+  [nats, pg] = await startAll(NatsCluster.start(1), PostgresServer.start());
   net = await makeNetwork(
     { batchTimeoutMs: 5 },
     INSTITUTIONS.map((i) => ({ ...i })),
