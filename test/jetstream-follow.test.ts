@@ -53,6 +53,19 @@ function recorder(): { seqs: number[]; handle: (m: JsMsg) => Promise<void> } {
   };
 }
 
+/** The first answer of `ask`, asked again after each failure until `timeoutMs` has passed. */
+async function answered<T>(what: string, ask: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: e });
+      await sleep(200);
+    }
+  }
+}
+
 async function until(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
@@ -237,7 +250,8 @@ it('reads every message once and in order while servers are killed and paused un
     publishing = false;
     await load;
     const jsm = await pub.js.jetstreamManager();
-    const last = (await jsm.streams.info('FAULTS')).state.last_seq;
+    // The cluster answers before the stream has a leader again: ask until the stream does.
+    const last = (await answered('the stream to answer after the faults', () => jsm.streams.info('FAULTS'), 30_000)).state.last_seq;
     await until(`the follower to reach ${last}`, () => r.seqs.length >= last, 30_000);
     expect(fatal).toEqual([]);
     expect(r.seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1));
