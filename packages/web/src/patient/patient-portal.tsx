@@ -3,6 +3,8 @@
  * active consents to narrow or revoke, the access history as a timeline, and the patient's own
  * records, opened with the keys in this browser, each erasable. It follows the ledger live.
  */
+import { AcceptedResourceTypes } from '@medledger/core/fhir/validate';
+import { CategoryChecklist } from '../ui/category-checklist.tsx';
 import { useState } from 'react';
 import type { AccessLogEntry, AccessRequest, Consent, RecordEntry, RegistrationRequest } from '@medledger/core/contracts/state';
 import { Purposes, type Purpose } from '@medledger/core/policy/purposes';
@@ -123,13 +125,11 @@ function Requests({ code, tick }: { code: string; tick: number }) {
   );
 }
 
-const NARROW_CATEGORIES = ['Condition', 'Observation', 'DiagnosticReport', 'MedicationRequest', 'DocumentReference', 'Patient'];
-
 function NarrowForm({ consent, onDone }: { consent: Consent; onDone: (m: string) => void }) {
   const session = useSession()!;
   const action = useAction();
-  const current = consent.scope.kind === 'categories' ? consent.scope.categories : NARROW_CATEGORIES;
-  const [categories, setCategories] = useState<string[]>(current);
+  const current = consent.scope.kind === 'categories' ? consent.scope.categories : AcceptedResourceTypes;
+  const [categories, setCategories] = useState<string[]>([...current]);
   const [until, setUntil] = useState(consent.period.to === null ? '' : new Date(consent.period.to).toISOString().slice(0, 10));
   return (
     <form
@@ -155,19 +155,7 @@ function NarrowForm({ consent, onDone }: { consent: Consent; onDone: (m: string)
       }}
     >
       {consent.scope.kind !== 'records' && (
-        <fieldset>
-          <legend>Keep only these kinds of record</legend>
-          {current.map((c) => (
-            <label key={c} className="inline">
-              <input
-                type="checkbox"
-                checked={categories.includes(c)}
-                onChange={(e) => setCategories(e.target.checked ? [...categories, c] : categories.filter((x) => x !== c))}
-              />{' '}
-              {c}
-            </label>
-          ))}
-        </fieldset>
+        <CategoryChecklist legend="Keep only these kinds of record" options={current} selected={categories} onChange={setCategories} />
       )}
       <label htmlFor={`until-${consent.consentId}`}>Ends on</label>
       <input id={`until-${consent.consentId}`} type="date" value={until} onChange={(e) => setUntil(e.target.value)} />

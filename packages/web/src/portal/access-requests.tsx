@@ -1,4 +1,6 @@
 /** Asking a patient for access to records another custodian keeps, and following the answer. */
+import { AcceptedResourceTypes } from '@medledger/core/fhir/validate';
+import { CategoryChecklist } from '../ui/category-checklist.tsx';
 import { useState } from 'react';
 import type { AccessRequest } from '@medledger/core/contracts/state';
 import { Purposes, type Purpose } from '@medledger/core/policy/purposes';
@@ -11,7 +13,6 @@ import { PATIENT_CODE, PatientCodeField } from '../ui/patient-code-field.tsx';
 import { navigate, useQuery } from '../ui/router.tsx';
 import { useAction, useLoad } from '../ui/use-async.ts';
 
-const CATEGORIES = ['Condition', 'Observation', 'DiagnosticReport', 'MedicationRequest', 'DocumentReference', 'Patient'] as const;
 const CARE_PURPOSES: Purpose[] = ['TREAT', 'ETREAT', 'CAREMGT', 'HOPERAT', 'PATRQT'];
 
 export function AccessRequests() {
@@ -63,19 +64,12 @@ export function AccessRequests() {
             </option>
           ))}
         </select>
-        <fieldset>
-          <legend>Which records (none ticked: all)</legend>
-          {CATEGORIES.map((c) => (
-            <label key={c} className="inline">
-              <input
-                type="checkbox"
-                checked={categories.includes(c)}
-                onChange={(e) => setCategories(e.target.checked ? [...categories, c] : categories.filter((x) => x !== c))}
-              />{' '}
-              {c}
-            </label>
-          ))}
-        </fieldset>
+        <CategoryChecklist
+          legend="Which records (none ticked: all)"
+          options={AcceptedResourceTypes}
+          selected={categories}
+          onChange={setCategories}
+        />
         <label htmlFor="acc-reason">Reason (the patient reads this)</label>
         <input id="acc-reason" value={reason} onChange={(e) => setReason(e.target.value)} maxLength={500} required />
         <button type="submit" disabled={action.busy}>
