@@ -23,10 +23,22 @@ export async function openStream(
   // Reconnect forever: a member's NATS server may be restarted or its stream leader re-elected.
   const nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: connectionName });
   const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(config.name);
-  } catch {
-    await jsm.streams.add(config);
+  // Members start together: two may create the stream at once, or ask before JetStream has a
+  // leader. Each failure is asked again until the stream answers, for up to 30 s.
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await jsm.streams.info(config.name);
+      break;
+    } catch {
+      try {
+        await jsm.streams.add(config);
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
   }
   return { nc, js: jetstream(nc) };
 }
